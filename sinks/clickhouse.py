@@ -1,0 +1,374 @@
+"""ClickHouse: the deltas ledger, per-rep rollups, and the queries that read them.
+
+One :class:`Store` per process and data path. The DSN picks the engine:
+``chdb:///abs/path`` runs the real ClickHouse engine in-process (chDB; one data path per
+process), ``http://host:8123`` talks to a server. Both go through clickhouse-connect.
+
+Exactly-once effect (docs/exactly-once.md):
+- every ledger row carries its source ``(topic, partition, offset)``; on start the sink
+  resumes after the highest offset the ledger holds, so a batch that was inserted but
+  whose Kafka commit was lost is not read again;
+- a batch is inserted with ``insert_deduplication_token = topic-partition-first-last``
+  (and ``non_replicated_deduplication_window`` on every table), so a retried insert of the
+  same batch is a no-op, also in the materialized view;
+- a delta id that the ledger already holds (a stage re-emitted it after a crash) is
+  filtered out before the insert, and the ledger is a ReplacingMergeTree on delta_id, so
+  no delta id can count twice in any total;
+- the rollup behind the leaderboard is checked against the ledger on start and rebuilt
+  when a crash left it behind.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import clickhouse_connect
+
+from processors.errors import ComstreamError
+from processors.events import CommissionDelta
+
+
+class SinkError(ComstreamError):
+    """ClickHouse refused or could not be reached."""
+
+
+_DEDUP = "non_replicated_deduplication_window = 10000"
+
+DDL: tuple[str, ...] = (
+    f"""
+    CREATE TABLE IF NOT EXISTS commission_deltas (
+        delta_id String,
+        kind LowCardinality(String),
+        rep_id String,
+        order_id String,
+        customer_id String,
+        plan_id LowCardinality(String),
+        plan_version UInt32,
+        currency LowCardinality(String),
+        amount Decimal(18, 2),
+        cumulative Decimal(18, 2),
+        commission Decimal(38, 12),
+        earned_fraction Decimal(38, 12),
+        share Decimal(38, 12),
+        revenue_base Decimal(38, 12),
+        cause_event_id String,
+        cause_event_type LowCardinality(String),
+        occurred_at DateTime64(3, 'UTC'),
+        booked_period LowCardinality(String),
+        origin_period LowCardinality(String),
+        reverses String,
+        trace String,
+        src_topic LowCardinality(String),
+        src_partition UInt32,
+        src_offset UInt64,
+        inserted_at DateTime64(3, 'UTC') DEFAULT now64(3)
+    )
+    ENGINE = ReplacingMergeTree
+    ORDER BY (rep_id, booked_period, delta_id)
+    SETTINGS {_DEDUP}
+    """,
+    f"""
+    CREATE TABLE IF NOT EXISTS rep_period_totals (
+        booked_period LowCardinality(String),
+        rep_id String,
+        currency LowCardinality(String),
+        amount Decimal(38, 2),
+        revenue_base Decimal(38, 12),
+        deltas UInt64
+    )
+    ENGINE = SummingMergeTree
+    ORDER BY (booked_period, rep_id, currency)
+    SETTINGS {_DEDUP}
+    """,
+    """
+    CREATE MATERIALIZED VIEW IF NOT EXISTS rep_period_totals_mv TO rep_period_totals AS
+    SELECT booked_period, rep_id, currency,
+           sum(amount) AS amount, sum(revenue_base) AS revenue_base, count() AS deltas
+    FROM commission_deltas
+    GROUP BY booked_period, rep_id, currency
+    """,
+)
+
+_COLUMNS = (
+    "delta_id",
+    "kind",
+    "rep_id",
+    "order_id",
+    "customer_id",
+    "plan_id",
+    "plan_version",
+    "currency",
+    "amount",
+    "cumulative",
+    "commission",
+    "earned_fraction",
+    "share",
+    "revenue_base",
+    "cause_event_id",
+    "cause_event_type",
+    "occurred_at",
+    "booked_period",
+    "origin_period",
+    "reverses",
+    "trace",
+    "src_topic",
+    "src_partition",
+    "src_offset",
+)
+_INSERT_SETTINGS = {"deduplicate_blocks_in_dependent_materialized_views": 1}
+
+
+@dataclass(frozen=True, slots=True)
+class SourcedDelta:
+    """A delta with the Kafka position it was read from."""
+
+    topic: str
+    partition: int
+    offset: int
+    delta: CommissionDelta
+
+
+@dataclass(frozen=True, slots=True)
+class LeaderRow:
+    rank: int
+    rep_id: str
+    currency: str
+    commission: Decimal
+    revenue_base: Decimal
+    deltas: int
+
+
+def _q(value: Decimal, places: str) -> Decimal:
+    return value.quantize(Decimal(places))
+
+
+def _trace(delta: CommissionDelta) -> str:
+    return json.dumps(
+        [
+            {
+                "line_id": t.line_id,
+                "sku": t.sku,
+                "category": t.category,
+                "rule_id": t.rule_id,
+                "base_kind": t.base_kind,
+                "base_amount": str(t.base_amount),
+                "rate": t.rate,
+                "modifiers": list(t.modifiers),
+                "multiplier": str(t.multiplier),
+                "amount": str(t.amount),
+                "note": t.note,
+            }
+            for t in delta.lines
+        ],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+
+
+def _row(item: SourcedDelta) -> list[Any]:
+    d = item.delta
+    p12 = "0.000000000001"
+    return [
+        d.delta_id,
+        d.kind.value,
+        d.rep_id,
+        d.order_id or "",
+        d.customer_id or "",
+        d.plan_id,
+        d.plan_version,
+        d.currency,
+        d.amount,
+        d.cumulative,
+        _q(d.commission, p12),
+        _q(d.earned_fraction, p12),
+        _q(d.share, p12),
+        _q(d.revenue_base, p12),
+        d.cause_event_id,
+        d.cause_event_type,
+        d.occurred_at,
+        d.booked_period,
+        d.origin_period,
+        d.reverses or "",
+        _trace(d),
+        item.topic,
+        item.partition,
+        item.offset,
+    ]
+
+
+class Store:
+    """The ClickHouse side of comstream. Thread-safe: calls are serialised on one lock,
+    since a chDB engine is shared by the whole process."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self._lock = threading.Lock()
+        try:
+            self._client = clickhouse_connect.get_client(dsn=dsn)
+        except Exception as exc:
+            raise SinkError(f"cannot open ClickHouse at {dsn}: {exc}") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            self._client.close()
+
+    def _command(self, sql: str, parameters: dict[str, Any] | None = None) -> Any:
+        with self._lock:
+            try:
+                return self._client.command(sql, parameters=parameters)
+            except Exception as exc:
+                raise SinkError(f"ClickHouse command failed: {exc}") from exc
+
+    def query(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        """Rows of a read query, as tuples."""
+        with self._lock:
+            try:
+                return list(self._client.query(sql, parameters=parameters).result_rows)
+            except Exception as exc:
+                raise SinkError(f"ClickHouse query failed: {exc}") from exc
+
+    def ensure_schema(self) -> None:
+        """Create the tables and views if they do not exist (idempotent), then make sure
+        the rollup agrees with the ledger (a crash between the two writes of one insert
+        could leave it behind); rebuild it if not."""
+        for ddl in DDL:
+            self._command(ddl)
+        self.repair_rollups()
+
+    def repair_rollups(self) -> bool:
+        """Rebuild ``rep_period_totals`` from the ledger if the two disagree. Returns
+        whether a rebuild was needed."""
+        ledger = self.query("SELECT count(), sum(amount) FROM commission_deltas FINAL")[0]
+        rollup = self.query("SELECT sum(deltas), sum(amount) FROM rep_period_totals")[0]
+        if int(ledger[0]) == int(rollup[0] or 0) and Decimal(ledger[1] or 0) == Decimal(
+            rollup[1] or 0
+        ):
+            return False
+        self._command("OPTIMIZE TABLE commission_deltas FINAL")
+        self._command("TRUNCATE TABLE rep_period_totals")
+        self._command(
+            """
+            INSERT INTO rep_period_totals
+            SELECT booked_period, rep_id, currency, sum(amount), sum(revenue_base), count()
+            FROM commission_deltas FINAL
+            GROUP BY booked_period, rep_id, currency
+            """
+        )
+        return True
+
+    def resume_offsets(self, topic: str) -> dict[int, int]:
+        """For each partition of ``topic`` that the ledger holds rows from, the offset to
+        resume reading at (one past the highest stored)."""
+        rows = self.query(
+            "SELECT src_partition, max(src_offset) FROM commission_deltas "
+            "WHERE src_topic = {t:String} GROUP BY src_partition",
+            {"t": topic},
+        )
+        return {int(p): int(o) + 1 for p, o in rows}
+
+    def known_delta_ids(self, deltas: Sequence[CommissionDelta]) -> set[str]:
+        """The ids among ``deltas`` that the ledger already holds."""
+        if not deltas:
+            return set()
+        reps = sorted({d.rep_id for d in deltas})
+        ids = sorted({d.delta_id for d in deltas})
+        rows = self.query(
+            "SELECT delta_id FROM commission_deltas "
+            "WHERE rep_id IN {reps:Array(String)} AND delta_id IN {ids:Array(String)}",
+            {"reps": reps, "ids": ids},
+        )
+        return {r[0] for r in rows}
+
+    def insert_batch(self, batch: Sequence[SourcedDelta]) -> int:
+        """Insert one batch of one topic-partition (offsets increasing). Deltas whose id
+        is already stored, or repeated within the batch, are skipped. Returns how many
+        rows were inserted. Raises SinkError if ClickHouse did not acknowledge; the caller
+        must then not commit the batch's offsets."""
+        if not batch:
+            return 0
+        first, last = batch[0], batch[-1]
+        if any(b.topic != first.topic or b.partition != first.partition for b in batch):
+            raise SinkError("a batch must come from one topic-partition")
+        known = self.known_delta_ids([b.delta for b in batch])
+        rows: list[list[Any]] = []
+        for item in batch:
+            if item.delta.delta_id in known:
+                continue
+            known.add(item.delta.delta_id)
+            rows.append(_row(item))
+        if not rows:
+            return 0
+        token = f"{first.topic}-{first.partition}-{first.offset}-{last.offset}"
+        with self._lock:
+            try:
+                self._client.insert(
+                    "commission_deltas",
+                    rows,
+                    column_names=_COLUMNS,
+                    settings={**_INSERT_SETTINGS, "insert_deduplication_token": token},
+                )
+            except Exception as exc:
+                raise SinkError(f"insert of {token} failed: {exc}") from exc
+        return len(rows)
+
+    def insert_deltas(self, deltas: Iterable[CommissionDelta], source: str) -> int:
+        """Insert deltas that did not come from Kafka (``comstream replay --clickhouse``),
+        numbered in order under the pseudo topic ``source``, partition 0."""
+        start = self.resume_offsets(source).get(0, 0)
+        items = [SourcedDelta(source, 0, start + i, d) for i, d in enumerate(deltas)]
+        total = 0
+        for i in range(0, len(items), 10_000):
+            total += self.insert_batch(items[i : i + 10_000])
+        return total
+
+    # ---- reads -------------------------------------------------------------------
+
+    def leaderboard(self, period: str, limit: int = 20) -> list[LeaderRow]:
+        """Reps by commission booked in ``period``, from the rollup (fast)."""
+        rows = self.query(
+            "SELECT rep_id, currency, sum(amount) AS a, sum(revenue_base), sum(deltas) "
+            "FROM rep_period_totals WHERE booked_period = {p:String} "
+            "GROUP BY rep_id, currency ORDER BY a DESC, rep_id LIMIT {n:UInt32}",
+            {"p": period, "n": limit},
+        )
+        return [
+            LeaderRow(i + 1, r[0], r[1], Decimal(r[2]), Decimal(r[3]), int(r[4]))
+            for i, r in enumerate(rows)
+        ]
+
+    def periods(self) -> list[str]:
+        """Booked periods present, newest first."""
+        rows = self.query(
+            "SELECT DISTINCT booked_period FROM rep_period_totals ORDER BY booked_period DESC"
+        )
+        return [r[0] for r in rows]
+
+    def exact_totals(self) -> dict[tuple[str, str, str], Decimal]:
+        """Every (rep, booked period, currency) total from the ledger, each delta id
+        counted once (``FINAL`` collapses repeated ids) — the figure compared with replay."""
+        rows = self.query(
+            "SELECT rep_id, booked_period, currency, sum(amount) FROM commission_deltas FINAL "
+            "GROUP BY rep_id, booked_period, currency"
+        )
+        return {(r[0], r[1], r[2]): Decimal(r[3]) for r in rows}
+
+    def delta_count(self) -> tuple[int, int]:
+        """(rows in the ledger, distinct delta ids)."""
+        row = self.query("SELECT count(), uniqExact(delta_id) FROM commission_deltas")[0]
+        return int(row[0]), int(row[1])
+
+
+def totals_by_rep_period(
+    deltas: Iterable[CommissionDelta],
+) -> dict[tuple[str, str, str], Decimal]:
+    """The same grouping as :meth:`Store.exact_totals`, computed in memory."""
+    out: dict[tuple[str, str, str], Decimal] = defaultdict(Decimal)
+    for d in deltas:
+        out[(d.rep_id, d.booked_period, d.currency)] += d.amount
+    return dict(out)
