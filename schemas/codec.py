@@ -139,7 +139,7 @@ def to_record(value: Encodable) -> dict[str, Any]:
     """A dict in the Avro schema's shape. Delta trace values are rounded to the schema's
     scale; event decimals are passed unchanged (a finer scale is refused on encoding)."""
     name = type_name(value)
-    rec = _plain(value)
+    rec: dict[str, Any] = _plain(value)
     if name == "CommissionDelta":
         for field, scale in _scales(name).items():
             rec[field] = _quantize(rec[field], scale)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -24,14 +25,14 @@ from processors.events import (
 )
 from schemas.codec import (
     SCHEMA_IDS,
-    CodecError,
     DeadLetterRecord,
     decode,
     decode_event,
     encode,
     peek_type,
 )
-from schemas.errors import EventFormatError
+from schemas.container import read_events, write_events
+from schemas.errors import CodecError, EventFormatError
 from schemas.jsonl import format_event, parse_event
 
 CST = timezone(timedelta(hours=8))
@@ -306,3 +307,18 @@ def test_jsonl_keeps_milliseconds_like_the_wire() -> None:
     line = format_event(SAMPLES[7]).replace(".123+00:00", ".123456+00:00")
     event = parse_event(line)
     assert event == decode_event(encode(event))
+
+
+def test_avro_container_file_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "events.avro"
+    assert write_events(path, SAMPLES) == len(SAMPLES)
+    back = list(read_events(path))
+    assert back == SAMPLES
+    assert back[4].placed_at.utcoffset() == timedelta(hours=8)  # type: ignore[attr-defined]
+
+
+def test_avro_container_refuses_other_files(tmp_path: Path) -> None:
+    path = tmp_path / "x.avro"
+    path.write_bytes(b"not avro at all")
+    with pytest.raises(CodecError, match="not a readable Avro container"):
+        list(read_events(path))
