@@ -101,4 +101,3 @@ def test_data_survives_a_broker_restart(local_broker: LocalBroker | None) -> Non
     produce(bootstrap, topic, [(b"rep-1", b"after-restart")])
     got = asyncio.run(consume(bootstrap, topic, 2))
     assert got == [(0, b"rep-1", b"before-restart"), (0, b"rep-1", b"after-restart")]
-

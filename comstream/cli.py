@@ -1,0 +1,192 @@
+"""The ``comstream`` command line.
+
+    comstream worker                         run one worker of the deployment
+    comstream demo [--seconds N]             broker + worker + generated events + live leaderboard
+    comstream publish FILE [--topic T]       validate JSON-lines events and produce them
+    comstream replay EVENTS --plan P...      the batch reference: the engine over a file, no Kafka
+    comstream simulate --events E --plan CURRENT --plan PROPOSED   what-if between two plans
+    comstream plans validate FILE...         check plan files
+    comstream plans publish FILE...          send PlanPublished events
+    comstream leaderboard [--period P]       print the worker's leaderboard once
+
+Exit status: 0 on success, 1 when input was rejected or a check failed, 2 on usage errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from rich.console import Console
+
+from streams.settings import REPO_ROOT, Settings, SettingsError, load_settings
+
+from .errors import ComstreamError
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = load_settings()
+    if getattr(args, "bootstrap", None):
+        settings = replace(settings, bootstrap=args.bootstrap)
+    return settings
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from streams.worker import run_worker
+
+    logging.basicConfig(
+        level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    run_worker(_settings(args), loglevel=args.loglevel)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(_settings(args), args.seconds, args.rate, Path(args.plan))
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from .publish import print_report, publish_file
+
+    settings = _settings(args)
+    path = Path(args.file)
+    if not path.is_file():
+        print(f"{path}: no such file", file=sys.stderr)
+        return 2
+    report = publish_file(path, settings.bootstrap, settings.topics, args.topic)
+    print_report(report, path)
+    return 0 if report.ok else 1
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from .replay import replay_command
+
+    return replay_command(args)
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from .replay import simulate_command
+
+    return simulate_command(args)
+
+
+def cmd_plans_validate(args: argparse.Namespace) -> int:
+    from .planfiles import PlanFileError, load_plan_file
+
+    failed = 0
+    for name in args.files:
+        try:
+            doc = load_plan_file(Path(name))
+            _parse_plan(doc)
+            print(f"{name}: ok ({doc['plan_id']} version {doc['version']})")
+        except PlanFileError as exc:
+            failed += 1
+            print(str(exc), file=sys.stderr)
+        except ComstreamError as exc:
+            failed += 1
+            print(f"{name}: {exc}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _parse_plan(doc: dict[str, object]) -> None:
+    from processors.plans import parse_plan
+
+    parse_plan(doc)
+
+
+def cmd_plans_publish(args: argparse.Namespace) -> int:
+    from .demo import plan_event
+    from .publish import publish_events
+
+    settings = _settings(args)
+    events = [plan_event(Path(name), datetime.now(UTC)) for name in args.files]
+    report = publish_events(events, settings.bootstrap, settings.topics)
+    for e in events:
+        print(f"published {e.plan_id} version {e.version} (effective {e.effective_from})")
+    return 0 if report.ok else 1
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from .leaderboard import get_json, render
+
+    settings = _settings(args)
+    query = f"?limit={args.limit}" + (f"&period={args.period}" if args.period else "")
+    board = get_json(settings.web_url, "/api/leaderboard" + query)
+    Console().print(render(board))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="comstream", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bootstrap", help="Kafka bootstrap servers (default: $KAFKA_BOOTSTRAP)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("worker", help="run a worker")
+    p.add_argument("--loglevel", default="warning")
+    p.set_defaults(fn=cmd_worker)
+
+    p = sub.add_parser("demo", help="run the live demo")
+    p.add_argument("--seconds", type=float, default=None, help="stop after N seconds")
+    p.add_argument("--rate", type=float, default=40.0, help="events per second")
+    p.add_argument("--plan", default=str(REPO_ROOT / "plans" / "simple.yaml"))
+    p.set_defaults(fn=cmd_demo)
+
+    p = sub.add_parser("publish", help="publish JSON-lines events")
+    p.add_argument("file")
+    p.add_argument("--topic", help="produce every event to this topic instead of its own")
+    p.set_defaults(fn=cmd_publish)
+
+    p = sub.add_parser("replay", help="run the engine over an event file (no Kafka)")
+    p.add_argument("events", help="JSON lines (.jsonl) or an Avro container file (.avro)")
+    p.add_argument("--plan", action="append", default=[], help="plan file (repeatable)")
+    p.add_argument("--out", help="write the deltas as JSON lines")
+    p.add_argument("--clickhouse", help="also insert the deltas into ClickHouse at this DSN")
+    p.add_argument("--json", action="store_true", help="print totals as JSON")
+    p.set_defaults(fn=cmd_replay)
+
+    p = sub.add_parser("simulate", help="what-if: compare two plans over the same events")
+    p.add_argument("--events", required=True)
+    p.add_argument("--plan", action="append", required=True, help="current, then proposed")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_simulate)
+
+    plans = sub.add_parser("plans", help="plan files").add_subparsers(
+        dest="plans_cmd", required=True
+    )
+    p = plans.add_parser("validate", help="check plan files")
+    p.add_argument("files", nargs="+")
+    p.set_defaults(fn=cmd_plans_validate)
+    p = plans.add_parser("publish", help="publish plan files as PlanPublished events")
+    p.add_argument("files", nargs="+")
+    p.set_defaults(fn=cmd_plans_publish)
+
+    p = sub.add_parser("leaderboard", help="print the leaderboard once")
+    p.add_argument("--period")
+    p.add_argument("--limit", type=int, default=20)
+    p.set_defaults(fn=cmd_leaderboard)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.fn(args)
+        return code
+    except SettingsError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    except ComstreamError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

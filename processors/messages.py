@@ -1,0 +1,103 @@
+"""Messages between the stages, and the facts snapshots they carry.
+
+The customer stage (key customer_id) sends :class:`OrderAccepted` and
+:class:`CreditResolved` to the order stage (key order_id); the order stage sends
+:class:`OrderCancelledNotice` back to the customer stage and commission deltas to the
+rep-period stage (key rep_id). Every message is a frozen dataclass that
+:mod:`processors.serde` round-trips exactly; :func:`processors.stages.address` says where
+each one goes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from .events import Credit, OrderPlaced, RepChanged
+
+
+@dataclass(frozen=True, slots=True)
+class RepFacts:
+    """What rules and plan selection read about a rep (CRM facts, SEMANTICS.md section 3).
+
+    ``known`` is False for a rep the CRM has not described (team and region unknown:
+    conditions on them do not hold)."""
+
+    rep_id: str
+    team_id: str | None = None
+    region: str | None = None
+    known: bool = False
+
+    @staticmethod
+    def of(rep_id: str, event: RepChanged | None) -> RepFacts:
+        """The facts of ``rep_id`` from its latest CRM record (None: unknown rep)."""
+        if event is None:
+            return RepFacts(rep_id)
+        return RepFacts(rep_id, event.team_id, event.region, True)
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerSnapshot:
+    """The customer facts rule conditions read, frozen when the order is first processed.
+
+    ``tenure_days`` is whole days from ``customer_since`` to the date of ``placed_at``
+    (None when unknown); ``orders_365d`` counts the customer's earlier orders placed in
+    the 365 days before ``placed_at`` that were known and not cancelled at that time."""
+
+    customer_id: str
+    known: bool
+    tier: str | None
+    region: str | None
+    industry: str | None
+    customer_since: date | None
+    tenure_days: int | None
+    orders_365d: int
+
+
+@dataclass(frozen=True, slots=True)
+class OrderAccepted:
+    """An order with its credit resolved and its facts snapshot: customer stage -> order
+    stage (key ``order.order_id``).
+
+    ``credits`` is empty for an uncredited order (no credits, no rep_id and no owner
+    known); ``reps`` holds the facts of each credited rep, in the order of ``credits``.
+    ``credit_source`` says how credit was resolved: ``credits``, ``rep_id``, ``owner``
+    or ``none``."""
+
+    order: OrderPlaced
+    customer: CustomerSnapshot
+    credits: tuple[Credit, ...]
+    reps: tuple[RepFacts, ...]
+    credit_source: str
+
+    @property
+    def event_id(self) -> str:
+        """The id of the OrderPlaced event this message comes from."""
+        return self.order.event_id
+
+
+@dataclass(frozen=True, slots=True)
+class CreditResolved:
+    """Credit for an order that was uncredited, now that its customer's owner is known:
+    customer stage -> order stage (key ``order_id``).
+
+    ``event_id``/``occurred_at`` are those of the CustomerChanged event that set the
+    owner. The order's deltas are computed as if credited from the start."""
+
+    event_id: str
+    occurred_at: datetime
+    order_id: str
+    customer_id: str
+    credits: tuple[Credit, ...]
+    reps: tuple[RepFacts, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class OrderCancelledNotice:
+    """An order was cancelled: order stage -> customer stage (key ``customer_id``), so
+    that it no longer counts among the customer's earlier orders."""
+
+    event_id: str  # the OrderCancelled event
+    order_id: str
+    customer_id: str
+    cancelled_at: datetime

@@ -1,0 +1,648 @@
+"""The order stage (key: order_id): earning, clawbacks and plan adjustments
+(SEMANTICS.md sections 4 and 6).
+
+``apply(state, message, plans, closed) -> (state, outputs)``
+
+Inputs: :class:`OrderAccepted` and :class:`CreditResolved` from the customer stage;
+``OrderCancelled``, ``PaymentReceived`` and ``RefundIssued`` from upstream (they may arrive
+before the order: they are kept and applied, in arrival order, when it arrives, each
+booked by its own event time); ``PlanPublished`` and ``PeriodClosed`` broadcast to every
+order. Outputs: :class:`CommissionDelta` (kind commission or adjustment, for the
+rep-period stage, key rep_id), :class:`OrderCancelledNotice` (for the customer stage,
+key customer_id) and :class:`DeadLetter` (conflicting input).
+
+Per (order, rep) the state keeps the plan version, C, the rounded earned amount E and the
+rounded earned revenue base; each change emits E_new − E_old. The state remembers every
+message it applied with the outputs it emitted: applying one again re-emits exactly those
+outputs (same delta ids) and changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Set
+from dataclasses import dataclass, replace
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from .errors import EngineError, PlanError
+from .events import (
+    CommissionDelta,
+    DeadLetter,
+    DeltaKind,
+    LineTrace,
+    OrderCancelled,
+    PaymentReceived,
+    PeriodClosed,
+    PlanPublished,
+    RefundIssued,
+)
+from .ids import delta_id
+from .messages import CreditResolved, OrderAccepted, OrderCancelledNotice, RepFacts
+from .money import ONE, ZERO, ZERO_CENTS, round_cents
+from .periods import book_period, period_of
+from .plans import BOOKING, PAYMENT, PlanBook, PlanVersion, plan_from_event
+from .rules import compute_commission, order_total
+
+__all__ = [
+    "Movement",
+    "OrderMessage",
+    "OrderOutput",
+    "OrderState",
+    "RepLedger",
+    "apply",
+    "earned_part",
+]
+
+OrderMessage = (
+    OrderAccepted
+    | CreditResolved
+    | OrderCancelled
+    | PaymentReceived
+    | RefundIssued
+    | PlanPublished
+    | PeriodClosed
+)
+OrderOutput = CommissionDelta | OrderCancelledNotice | DeadLetter
+
+PAYMENT_TYPE = "PaymentReceived"
+REFUND_TYPE = "RefundIssued"
+CANCEL_TYPE = "OrderCancelled"
+PLACED_TYPE = "OrderPlaced"
+
+
+@dataclass(frozen=True, slots=True)
+class Movement:
+    """A payment, refund or cancellation of the order, as applied (or pending)."""
+
+    event_id: str
+    event_type: str  # PaymentReceived | RefundIssued | OrderCancelled
+    ref: str  # payment_id | refund_id | ""
+    amount: Decimal  # 0 for a cancellation
+    at: datetime  # received_at | issued_at | cancelled_at
+
+
+@dataclass(frozen=True, slots=True)
+class RepLedger:
+    """One credited rep's commission on the order.
+
+    ``plan_id`` is "" (and ``plan_version`` 0) when no plan applies to the rep: the order
+    then earns the rep nothing until a plan governs it. ``earned`` and ``revenue_base``
+    are the rounded cumulative amounts emitted so far; ``last_positive`` is the id of the
+    latest positive delta, named by a clawback as the commission it reverses."""
+
+    rep: RepFacts
+    share: Decimal
+    plan_id: str
+    plan_version: int
+    commission: Decimal
+    lines: tuple[LineTrace, ...]
+    earned: Decimal
+    revenue_base: Decimal
+    last_positive: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderState:
+    """The order stage's state for one order_id.
+
+    Before the order is accepted, ``movements`` holds the payments, refunds and
+    cancellations that arrived early (and ``pending_credit`` a credit resolution); after,
+    every movement applied, in order. ``paid``/``refunded`` are their sums, ``cancelled``
+    whether a cancellation was applied. ``emitted`` maps each applied message id to the
+    outputs it produced."""
+
+    order_id: str
+    accepted: OrderAccepted | None = None
+    total: Decimal = ZERO_CENTS
+    movements: tuple[Movement, ...] = ()
+    paid: Decimal = ZERO
+    refunded: Decimal = ZERO
+    cancelled: bool = False
+    ledgers: tuple[RepLedger, ...] = ()
+    pending_credit: CreditResolved | None = None
+    credit_resolved_by: str | None = None
+    emitted: tuple[tuple[str, tuple[OrderOutput, ...]], ...] = ()
+
+
+def earned_part(
+    mode: str, total: Decimal, paid: Decimal, refunded: Decimal, cancelled: bool
+) -> tuple[Decimal, Decimal]:
+    """(X, f): the earned part X of the order total T and the earned fraction f = X / T
+    (SEMANTICS.md section 4).
+
+    - cancelled: X = 0;
+    - booking: X = T, or T − refunded (not below 0) after refunds;
+    - payment: X = min(T, P) with P = max(0, paid − refunded);
+    - full_payment: X = T when P ≥ T, else 0.
+    An order with T = 0 counts as fully earned (f = 1) unless cancelled, or refunded in
+    booking mode."""
+    if cancelled:
+        return ZERO, ZERO
+    if mode == BOOKING:
+        if refunded <= 0:
+            return total, ONE
+        rest = total - refunded
+        if rest <= 0:
+            return ZERO, ZERO
+        return rest, rest / total
+    net = paid - refunded
+    if net >= total:
+        return total, ONE
+    if mode == PAYMENT:
+        if net <= 0:
+            return ZERO, ZERO
+        return net, net / total
+    return ZERO, ZERO
+
+
+def _earned(commission: Decimal, total: Decimal, part: Decimal, fraction: Decimal) -> Decimal:
+    """E = round(C × f), computed as C × X / T to keep full precision."""
+    if fraction == ONE:
+        return round_cents(commission)
+    if fraction == 0:
+        return ZERO_CENTS
+    return round_cents(commission * part / total)
+
+
+def _lookup(
+    emitted: tuple[tuple[str, tuple[OrderOutput, ...]], ...], key: str
+) -> tuple[OrderOutput, ...] | None:
+    for mid, outs in emitted:
+        if mid == key:
+            return outs
+    return None
+
+
+def _plan_of(ledger: RepLedger, plans: PlanBook) -> PlanVersion | None:
+    if not ledger.plan_id:
+        return None
+    plan = plans.get(ledger.plan_id, ledger.plan_version)
+    if plan is None:
+        raise EngineError(
+            f"plan {ledger.plan_id} version {ledger.plan_version} is not in the plan book; "
+            "dimension data is incomplete"
+        )
+    return plan
+
+
+def _new_ledger(
+    accepted: OrderAccepted, total: Decimal, rep: RepFacts, share: Decimal, plans: PlanBook
+) -> RepLedger:
+    plan = plans.select(rep, accepted.order.placed_at.date())
+    if plan is None:
+        return RepLedger(rep, share, "", 0, ZERO, (), ZERO_CENTS, ZERO_CENTS, None)
+    c = compute_commission(accepted.order, total, accepted.customer, rep, share, plan)
+    return RepLedger(
+        rep, share, plan.plan_id, plan.version, c.amount, c.lines, ZERO_CENTS, ZERO_CENTS, None
+    )
+
+
+class _Cause:
+    __slots__ = ("at", "event_id", "event_type")
+
+    def __init__(self, event_id: str, event_type: str, at: datetime) -> None:
+        self.event_id = event_id
+        self.event_type = event_type
+        self.at = at
+
+
+def _delta(
+    kind: DeltaKind,
+    ledger: RepLedger,
+    plan: PlanVersion,
+    accepted: OrderAccepted,
+    cause: _Cause,
+    earned: Decimal,
+    revenue_base: Decimal,
+    fraction: Decimal,
+    booked: str,
+    origin: str,
+    commission: Decimal,
+    lines: tuple[LineTrace, ...],
+) -> CommissionDelta:
+    order = accepted.order
+    rep_id = ledger.rep.rep_id
+    amount = earned - ledger.earned
+    return CommissionDelta(
+        delta_id(cause.event_id, rep_id, f"{kind.value}:{order.order_id}"),
+        kind,
+        rep_id,
+        order.order_id,
+        order.customer_id,
+        plan.plan_id,
+        plan.version,
+        order.currency,
+        amount,
+        earned,
+        commission,
+        fraction,
+        ledger.share,
+        revenue_base - ledger.revenue_base,
+        cause.event_id,
+        cause.event_type,
+        cause.at,
+        booked,
+        origin,
+        ledger.last_positive if amount < 0 else None,
+        lines,
+    )
+
+
+def _step(
+    ledgers: tuple[RepLedger, ...],
+    accepted: OrderAccepted,
+    total: Decimal,
+    paid: Decimal,
+    refunded: Decimal,
+    cancelled: bool,
+    cause: _Cause,
+    plans: PlanBook,
+    closed: Set[str],
+    out: list[OrderOutput],
+) -> tuple[RepLedger, ...]:
+    """Bring every ledger to the earned amount the order's figures now give, emitting a
+    commission delta (booked by the cause's time) for each one that changes."""
+    new: list[RepLedger] | None = None
+    for i, ledger in enumerate(ledgers):
+        plan = _plan_of(ledger, plans)
+        if plan is None:
+            continue
+        part, fraction = earned_part(plan.earn_on, total, paid, refunded, cancelled)
+        earned = _earned(ledger.commission, total, part, fraction)
+        base = round_cents(part * ledger.share)
+        if earned == ledger.earned and base == ledger.revenue_base:
+            continue
+        origin = period_of(cause.at, plan.period, plan.tz)
+        d = _delta(
+            DeltaKind.COMMISSION,
+            ledger,
+            plan,
+            accepted,
+            cause,
+            earned,
+            base,
+            fraction,
+            book_period(origin, closed),
+            origin,
+            ledger.commission,
+            ledger.lines,
+        )
+        out.append(d)
+        if new is None:
+            new = list(ledgers)
+        new[i] = RepLedger(
+            ledger.rep,
+            ledger.share,
+            ledger.plan_id,
+            ledger.plan_version,
+            ledger.commission,
+            ledger.lines,
+            earned,
+            base,
+            d.delta_id if d.amount > 0 else ledger.last_positive,
+        )
+    return ledgers if new is None else tuple(new)
+
+
+def _replay_history(
+    movements: tuple[Movement, ...],
+    total: Decimal,
+    accepted: OrderAccepted,
+    ledgers: tuple[RepLedger, ...],
+    plans: PlanBook,
+    closed: Set[str],
+    out: list[OrderOutput],
+) -> tuple[RepLedger, ...]:
+    """Run fresh ledgers through the order's whole history (placement, then every applied
+    movement in order), as if they had been credited from the start."""
+    order = accepted.order
+    paid = refunded = ZERO
+    cancelled = False
+    ledgers = _step(
+        ledgers,
+        accepted,
+        total,
+        paid,
+        refunded,
+        cancelled,
+        _Cause(order.event_id, PLACED_TYPE, order.placed_at),
+        plans,
+        closed,
+        out,
+    )
+    for mv in movements:
+        if mv.event_type == PAYMENT_TYPE:
+            paid += mv.amount
+        elif mv.event_type == REFUND_TYPE:
+            refunded += mv.amount
+        else:
+            cancelled = True
+        ledgers = _step(
+            ledgers,
+            accepted,
+            total,
+            paid,
+            refunded,
+            cancelled,
+            _Cause(mv.event_id, mv.event_type, mv.at),
+            plans,
+            closed,
+            out,
+        )
+    return ledgers
+
+
+def _record(state: OrderState, key: str, outputs: list[OrderOutput], **changes: Any) -> OrderState:
+    """``state`` with ``changes`` and message ``key`` recorded as applied with ``outputs``."""
+    return replace(state, emitted=(*state.emitted, (key, tuple(outputs))), **changes)
+
+
+def _accept(
+    state: OrderState | None, msg: OrderAccepted, plans: PlanBook, closed: Set[str]
+) -> tuple[OrderState, list[OrderOutput]]:
+    order = msg.order
+    if state is None:
+        state = OrderState(order.order_id)
+    elif state.accepted is not None:
+        letter = DeadLetter(
+            "conflict.order_exists",
+            f"order {order.order_id} was already placed by event {state.accepted.event_id}",
+            order.event_id,
+            PLACED_TYPE,
+        )
+        return _record(state, order.event_id, [letter]), [letter]
+    total = order_total(order)
+    out: list[OrderOutput] = []
+    ledgers = tuple(
+        _new_ledger(msg, total, rep, credit.share, plans)
+        for credit, rep in zip(msg.credits, msg.reps, strict=True)
+    )
+    ledgers = _step(
+        ledgers,
+        msg,
+        total,
+        ZERO,
+        ZERO,
+        False,
+        _Cause(order.event_id, PLACED_TYPE, order.placed_at),
+        plans,
+        closed,
+        out,
+    )
+    paid = refunded = ZERO
+    cancelled = False
+    for mv in state.movements:
+        if mv.event_type == PAYMENT_TYPE:
+            paid += mv.amount
+        elif mv.event_type == REFUND_TYPE:
+            refunded += mv.amount
+        elif not cancelled:
+            cancelled = True
+            out.append(OrderCancelledNotice(mv.event_id, order.order_id, order.customer_id, mv.at))
+        ledgers = _step(
+            ledgers,
+            msg,
+            total,
+            paid,
+            refunded,
+            cancelled,
+            _Cause(mv.event_id, mv.event_type, mv.at),
+            plans,
+            closed,
+            out,
+        )
+    resolved_by = state.credit_resolved_by
+    pending = state.pending_credit
+    if pending is not None and not ledgers:
+        fresh = tuple(
+            _new_ledger(msg, total, rep, credit.share, plans)
+            for credit, rep in zip(pending.credits, pending.reps, strict=True)
+        )
+        ledgers = _replay_history(state.movements, total, msg, fresh, plans, closed, out)
+        resolved_by = pending.event_id
+    final = OrderState(
+        state.order_id,
+        msg,
+        total,
+        state.movements,
+        paid,
+        refunded,
+        cancelled,
+        ledgers,
+        None,
+        resolved_by,
+        (*state.emitted, (order.event_id, tuple(out))),
+    )
+    return final, out
+
+
+def _move(
+    state: OrderState | None,
+    event: PaymentReceived | RefundIssued | OrderCancelled,
+    plans: PlanBook,
+    closed: Set[str],
+) -> tuple[OrderState, list[OrderOutput]]:
+    if state is None:
+        state = OrderState(event.order_id)
+    if isinstance(event, PaymentReceived):
+        mv = Movement(
+            event.event_id, PAYMENT_TYPE, event.payment_id, event.amount, event.received_at
+        )
+    elif isinstance(event, RefundIssued):
+        mv = Movement(event.event_id, REFUND_TYPE, event.refund_id, event.amount, event.issued_at)
+    else:
+        mv = Movement(event.event_id, CANCEL_TYPE, "", ZERO, event.cancelled_at)
+    if mv.ref:
+        for other in state.movements:
+            if other.event_type == mv.event_type and other.ref == mv.ref:
+                noun = "payment_id" if mv.event_type == PAYMENT_TYPE else "refund_id"
+                letter = DeadLetter(
+                    f"conflict.duplicate_{noun}",
+                    f"{noun} {mv.ref} of order {event.order_id} was already applied by "
+                    f"event {other.event_id}",
+                    event.event_id,
+                    mv.event_type,
+                )
+                return _record(state, event.event_id, [letter]), [letter]
+    movements = (*state.movements, mv)
+    accepted = state.accepted
+    if accepted is None:
+        return _record(state, event.event_id, [], movements=movements), []
+    out: list[OrderOutput] = []
+    paid, refunded, cancelled = state.paid, state.refunded, state.cancelled
+    if mv.event_type == PAYMENT_TYPE:
+        paid += mv.amount
+    elif mv.event_type == REFUND_TYPE:
+        refunded += mv.amount
+    elif not cancelled:
+        cancelled = True
+        order = accepted.order
+        out.append(OrderCancelledNotice(mv.event_id, order.order_id, order.customer_id, mv.at))
+    ledgers = _step(
+        state.ledgers,
+        accepted,
+        state.total,
+        paid,
+        refunded,
+        cancelled,
+        _Cause(mv.event_id, mv.event_type, mv.at),
+        plans,
+        closed,
+        out,
+    )
+    new = OrderState(
+        state.order_id,
+        accepted,
+        state.total,
+        movements,
+        paid,
+        refunded,
+        cancelled,
+        ledgers,
+        state.pending_credit,
+        state.credit_resolved_by,
+        (*state.emitted, (event.event_id, tuple(out))),
+    )
+    return new, out
+
+
+def _resolve(
+    state: OrderState | None, msg: CreditResolved, plans: PlanBook, closed: Set[str]
+) -> tuple[OrderState, list[OrderOutput]]:
+    if state is None:
+        state = OrderState(msg.order_id)
+    accepted = state.accepted
+    if accepted is None:
+        pending = state.pending_credit or msg
+        return _record(state, msg.event_id, [], pending_credit=pending), []
+    if state.ledgers:  # already credited: credit is resolved once
+        return _record(state, msg.event_id, []), []
+    fresh = tuple(
+        _new_ledger(accepted, state.total, rep, credit.share, plans)
+        for credit, rep in zip(msg.credits, msg.reps, strict=True)
+    )
+    out: list[OrderOutput] = []
+    ledgers = _replay_history(state.movements, state.total, accepted, fresh, plans, closed, out)
+    return (
+        _record(state, msg.event_id, out, ledgers=ledgers, credit_resolved_by=msg.event_id),
+        out,
+    )
+
+
+def _replan(
+    state: OrderState, msg: PlanPublished, plans: PlanBook, closed: Set[str]
+) -> tuple[OrderState, list[OrderOutput]]:
+    accepted = state.accepted
+    assert accepted is not None
+    if (msg.plan_id, msg.version) not in plans:
+        try:
+            plans = plans.with_version(plan_from_event(msg))
+        except PlanError:
+            return state, []  # refused plans are dead-lettered at ingest
+    order = accepted.order
+    on = order.placed_at.date()
+    cause = _Cause(msg.event_id, "PlanPublished", msg.occurred_at)
+    out: list[OrderOutput] = []
+    new: list[RepLedger] | None = None
+    for i, ledger in enumerate(state.ledgers):
+        plan = plans.select(ledger.rep, on)
+        if plan is None:
+            if not ledger.plan_id:
+                continue
+        elif plan.plan_id == ledger.plan_id and plan.version == ledger.plan_version:
+            continue
+        old_plan = _plan_of(ledger, plans)
+        if plan is not None:
+            c = compute_commission(
+                order, state.total, accepted.customer, ledger.rep, ledger.share, plan
+            )
+            commission, lines = c.amount, c.lines
+            part, fraction = earned_part(
+                plan.earn_on, state.total, state.paid, state.refunded, state.cancelled
+            )
+            earned = _earned(commission, state.total, part, fraction)
+            base = round_cents(part * ledger.share)
+            shown = plan
+        else:
+            commission, lines = ZERO, ()
+            earned, base, fraction = ZERO_CENTS, ZERO_CENTS, ZERO
+            assert old_plan is not None
+            shown = old_plan
+        last_positive = ledger.last_positive
+        if earned != ledger.earned or base != ledger.revenue_base:
+            origin = period_of(order.placed_at, shown.period, shown.tz)
+            booked = book_period(period_of(msg.occurred_at, shown.period, shown.tz), closed)
+            d = _delta(
+                DeltaKind.ADJUSTMENT,
+                ledger,
+                shown,
+                accepted,
+                cause,
+                earned,
+                base,
+                fraction,
+                booked,
+                origin,
+                commission,
+                lines,
+            )
+            out.append(d)
+            if d.amount > 0:
+                last_positive = d.delta_id
+        if new is None:
+            new = list(state.ledgers)
+        new[i] = RepLedger(
+            ledger.rep,
+            ledger.share,
+            "" if plan is None else plan.plan_id,
+            0 if plan is None else plan.version,
+            commission,
+            lines,
+            earned,
+            base,
+            last_positive,
+        )
+    if new is None:
+        return state, []
+    if not out:
+        # the plan now governing changed but nothing was earned yet: no delta to re-emit
+        return replace(state, ledgers=tuple(new)), []
+    return _record(state, msg.event_id, out, ledgers=tuple(new)), out
+
+
+def message_id(message: OrderMessage) -> str:
+    """The id under which the order stage records a message as applied."""
+    if isinstance(message, OrderAccepted):
+        return message.order.event_id
+    return message.event_id
+
+
+def apply(
+    state: OrderState | None, message: OrderMessage, plans: PlanBook, closed: Set[str]
+) -> tuple[OrderState | None, list[OrderOutput]]:
+    """Apply one message to an order's state; return the new state and the outputs.
+
+    ``plans`` is every plan version known, ``closed`` the ids of closed periods (both
+    read-only dimensions). A message already applied re-emits the outputs it produced
+    then and returns ``state`` itself. A broadcast (``PlanPublished``, ``PeriodClosed``)
+    to an order the stage does not hold returns ``(state, [])``. Raises
+    :class:`EngineError` only when the plan a ledger was computed with is missing from
+    ``plans`` (incomplete dimension data; retry once it is loaded)."""
+    if state is not None and state.emitted:
+        again = _lookup(state.emitted, message_id(message))
+        if again is not None:
+            return state, list(again)
+    if isinstance(message, PaymentReceived | RefundIssued | OrderCancelled):
+        return _move(state, message, plans, closed)
+    if isinstance(message, OrderAccepted):
+        return _accept(state, message, plans, closed)
+    if isinstance(message, CreditResolved):
+        return _resolve(state, message, plans, closed)
+    if isinstance(message, PlanPublished):
+        if state is None or state.accepted is None or not state.ledgers:
+            return state, []
+        return _replan(state, message, plans, closed)
+    if isinstance(message, PeriodClosed):
+        return state, []
+    raise EngineError(f"the order stage does not take {type(message).__name__}")

@@ -1,0 +1,239 @@
+"""The Faust app: topics, tables and agents. Wiring only: decode, call ``processors``,
+persist the state, send the outputs on.
+
+Pipeline (ARCHITECTURE.md):
+
+    upstream topics --ingest--> comstream.customer-stage (key customer_id)
+                               comstream.order-stage    (key order_id)
+                               commission.dlq           (bad input, with the original bytes)
+    customer-stage --customers table--> order-stage (accepted orders, resolved credit)
+    order-stage    --orders table-----> rep-stage (deltas, key rep_id), customer-stage
+    rep-stage      --rep table--------> commission.deltas (Avro, key rep_id) --sink--> ClickHouse
+
+Each stage's table is written only by the agent that reads the stage's own topic, keyed
+like that topic, so co-partitioning is explicit. Agent concurrency is 1.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+from faust.types import EventT
+
+from processors import serde, stages
+from processors.events import CommissionDelta, DeadLetter, Event, PlanPublished
+from processors.validation import validate_event
+from schemas.codec import DeadLetterRecord, decode_event, encode
+from schemas.errors import CodecError
+from sinks.clickhouse import Store
+
+from .dimensions import Dimensions
+from .settings import Settings
+from .sink import DeltaSink
+
+log = logging.getLogger(__name__)
+
+FaustEvent = EventT[bytes]
+
+RAW: dict[str, Any] = {
+    "key_type": bytes,
+    "value_type": bytes,
+    "key_serializer": "raw",
+    "value_serializer": "raw",
+}
+
+
+@dataclass
+class WorkerState:
+    """What the web views read about this worker process."""
+
+    settings: Settings
+    store: Store
+    dims: Dimensions
+    counters: Counter[str] = field(default_factory=Counter)
+    sink: DeltaSink | None = None
+
+
+def build_app(ws: WorkerState) -> faust.App:
+    """A Faust app for ``ws.settings``. Nothing is created at import time."""
+    s = ws.settings
+    t = s.topics
+    n = s.partitions
+    app = faust.App(
+        s.app_id,
+        broker=f"kafka://{s.bootstrap}",
+        store="rocksdb://",
+        datadir=str(s.data_dir / "worker"),
+        topic_partitions=n,
+        table_standby_replicas=s.standby_replicas,
+        web_host=s.web_host,
+        web_bind=s.web_host,
+        web_port=s.web_port,
+        web_tables_enabled=False,
+        web_graph_enabled=False,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        broker_commit_every=1000,
+        broker_commit_interval=1.0,
+        stream_wait_empty=False,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    upstream = app.topic(t.customers, t.orders, t.payments, t.plans, t.periods, t.reps, **RAW)
+    customer_topic = app.topic(t.customer_stage, partitions=n, **RAW)
+    order_topic = app.topic(t.order_stage, partitions=n, **RAW)
+    rep_topic = app.topic(t.rep_stage, partitions=n, **RAW)
+    deltas_topic = app.topic(t.deltas, partitions=n, **RAW)
+    dlq_topic = app.topic(t.dlq, partitions=1, **RAW)
+
+    # bytes key and value types make Faust use the raw codec for the changelog too
+    table_opts: dict[str, Any] = {
+        "partitions": n,
+        "default": None,
+        "key_type": bytes,
+        "value_type": bytes,
+    }
+    customers = app.Table("customers", **table_opts)
+    orders = app.Table("orders", **table_opts)
+    rep_periods = app.Table("rep-periods", **table_opts)
+
+    stage_topics = {
+        stages.CUSTOMER_STAGE: customer_topic,
+        stages.ORDER_STAGE: order_topic,
+        stages.REP_STAGE: rep_topic,
+    }
+
+    async def dead_letter(
+        event: FaustEvent, letter: DeadLetter, value: bytes | None = None
+    ) -> None:
+        """Send a dead letter carrying the message being processed (or ``value``)."""
+        msg = event.message
+        record = DeadLetterRecord(
+            reason=letter.reason,
+            detail=letter.detail,
+            topic=msg.topic,
+            partition=msg.partition,
+            offset=msg.offset,
+            key=msg.key,
+            value=value if value is not None else (msg.value or b""),
+            event_id=letter.event_id,
+            event_type=letter.event_type,
+            dead_at=datetime.now(UTC),
+        )
+        await dlq_topic.send(key=msg.key, value=encode(record))
+        ws.counters["dead_letters"] += 1
+
+    async def send_outputs(event: FaustEvent, outputs: list[Any]) -> None:
+        for out in outputs:
+            if isinstance(out, DeadLetter):
+                await dead_letter(event, out)
+                continue
+            target, key = stages.address(out)
+            await stage_topics[target].send(key=key.encode(), value=serde.dumps(out))
+
+    async def broadcast(event: Event) -> None:
+        """Send ``event`` to every partition of the stages that apply it to all states."""
+        payload = serde.dumps(event)
+        for target in stages.broadcast_targets(event):
+            for partition in range(n):
+                await stage_topics[target].send(key=b"*", value=payload, partition=partition)
+
+    @app.agent(upstream, concurrency=1)
+    async def ingest(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+        async for event in stream.events():
+            ws.counters["events_in"] += 1
+            try:
+                decoded = decode_event(event.message.value or b"")
+            except CodecError as exc:
+                await dead_letter(event, DeadLetter("decode.error", str(exc)))
+                yield None
+                continue
+            letter = validate_event(decoded)
+            if letter is None and isinstance(decoded, PlanPublished):
+                letter = ws.dims.check_plan(decoded)
+            if letter is not None:
+                await dead_letter(event, letter)
+                yield None
+                continue
+            for target, key, message in stages.route_input(decoded):
+                await stage_topics[target].send(key=key.encode(), value=serde.dumps(message))
+            await broadcast(decoded)
+            yield None
+
+    def each_state(table: Any, partition: int) -> list[tuple[Any, Any]]:
+        """The states of ``table`` that live in ``partition`` (a broadcast's partition)."""
+        return [
+            (key, serde.loads(raw))
+            for key, raw in list(table.items())
+            if stages.partition_of(key, n) == partition
+        ]
+
+    async def run_stage(
+        event: FaustEvent,
+        table: Any,
+        apply: Callable[[Any, Any], tuple[Any, list[Any]]],
+    ) -> list[Any]:
+        """Apply the event's message to the state under its key (or, for a broadcast,
+        to every state of its partition); persist changed states; return the outputs."""
+        message = serde.loads(event.message.value or b"")
+        if isinstance(message, stages.BROADCAST_TYPES):
+            ws.dims.apply_event(message)  # the dimension thread may not have it yet
+            targets = each_state(table, event.message.partition)
+        else:
+            raw = table.get(event.key)
+            targets = [(event.key, None if raw is None else serde.loads(raw))]
+        produced: list[Any] = []
+        for key, state in targets:
+            new_state, outputs = apply(state, message)
+            if new_state is not state and new_state is not None:
+                table[key] = serde.dumps(new_state)
+            produced.extend(outputs)
+        return produced
+
+    @app.agent(customer_topic, concurrency=1)
+    async def customer_stage(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+        async for event in stream.events():
+            outputs = await run_stage(
+                event, customers, lambda s, m: stages.customer_apply(s, m, ws.dims.reps)
+            )
+            await send_outputs(event, outputs)
+            yield None
+
+    @app.agent(order_topic, concurrency=1)
+    async def order_stage(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+        async for event in stream.events():
+            outputs = await run_stage(
+                event,
+                orders,
+                lambda s, m: stages.order_apply(s, m, ws.dims.plans, ws.dims.closed_periods),
+            )
+            await send_outputs(event, outputs)
+            yield None
+
+    @app.agent(rep_topic, concurrency=1)
+    async def rep_stage(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+        async for event in stream.events():
+            outputs = await run_stage(
+                event,
+                rep_periods,
+                lambda s, m: stages.rep_apply(
+                    s, m, ws.dims.plans, ws.dims.reps, ws.dims.closed_periods
+                ),
+            )
+            message = serde.loads(event.message.value or b"")
+            passed = [message] if isinstance(message, CommissionDelta) else []
+            for out in (*passed, *outputs):
+                if isinstance(out, DeadLetter):
+                    await dead_letter(event, out)
+                    continue
+                await deltas_topic.send(key=out.rep_id.encode(), value=encode(out))
+                ws.counters["deltas_out"] += 1
+            yield None
+
+    return app

@@ -1,0 +1,107 @@
+"""The worker's JSON API (Faust web views). Only aggregated, deliberate answers: Faust's
+default table views are disabled in :func:`streams.app.build_app`."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import faust
+from faust.web import Request, Response, View
+
+from .app import WorkerState
+
+
+def _period_now() -> str:
+    now = datetime.now(UTC)
+    return f"{now.year:04d}-{now.month:02d}"
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def register_views(app: faust.App, ws: WorkerState) -> None:
+    """Add ``/api/health``, ``/api/status``, ``/api/leaderboard`` and ``/api/totals``."""
+
+    async def run(fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
+    def status() -> dict[str, Any]:
+        rows, distinct = ws.store.delta_count()
+        sink = ws.sink
+        return {
+            "now": datetime.now(UTC).isoformat(timespec="seconds"),
+            "events_in": ws.counters["events_in"],
+            "dead_letters": ws.counters["dead_letters"],
+            "deltas_out": ws.counters["deltas_out"],
+            "deltas_stored": distinct,
+            "ledger_rows": rows,
+            "sink_alive": bool(sink and sink.is_alive()),
+            "plans": [f"{p.plan_id}@{p.version}" for p in ws.dims.plans.versions],
+            "refused_plans": ws.dims.refused_plans,
+            "closed_periods": sorted(ws.dims.closed_periods),
+        }
+
+    @app.page("/api/health")
+    class Health(View):
+        async def get(self, request: Request) -> Response:
+            sink = ws.sink
+            # the web server starts only once table recovery finished
+            ready = bool(sink and sink.is_alive())
+            return self.json({"ready": ready}, status=200 if ready else 503)
+
+    @app.page("/api/status")
+    class Status(View):
+        async def get(self, request: Request) -> Response:
+            return self.json(_jsonable(await run(status)))
+
+    @app.page("/api/leaderboard")
+    class Leaderboard(View):
+        async def get(self, request: Request) -> Response:
+            period = request.query.get("period") or _period_now()
+            try:
+                limit = max(1, min(1000, int(request.query.get("limit", "20"))))
+            except ValueError:
+                return self.json({"error": "limit must be an integer"}, status=400)
+            rows = await run(ws.store.leaderboard, period, limit)
+            reps = ws.dims.reps
+            return self.json(
+                {
+                    "period": period,
+                    "rows": [
+                        {
+                            "rank": r.rank,
+                            "rep_id": r.rep_id,
+                            "name": reps[r.rep_id].name if r.rep_id in reps else None,
+                            "team_id": reps[r.rep_id].team_id if r.rep_id in reps else None,
+                            "currency": r.currency,
+                            "commission": str(r.commission),
+                            "revenue_base": str(r.revenue_base.quantize(Decimal("0.01"))),
+                            "deltas": r.deltas,
+                        }
+                        for r in rows
+                    ],
+                }
+            )
+
+    @app.page("/api/totals")
+    class Totals(View):
+        async def get(self, request: Request) -> Response:
+            totals = await run(ws.store.exact_totals)
+            return self.json(
+                {
+                    "totals": [
+                        {"rep_id": r, "period": p, "currency": c, "amount": str(a)}
+                        for (r, p, c), a in sorted(totals.items())
+                    ]
+                }
+            )

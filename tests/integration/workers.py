@@ -1,0 +1,83 @@
+"""Starting real worker processes for integration tests."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from comstream.demo import start_worker, stop_process, wait_healthy
+from comstream.leaderboard import WorkerUnavailable, get_json
+from streams.kafka import ensure_topics
+from streams.settings import Settings, Topics
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class RunningWorker:
+    settings: Settings
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def get(self, path: str) -> Any:
+        return get_json(self.settings.web_url, path, timeout=10)
+
+    def totals(self) -> dict[tuple[str, str, str], Decimal]:
+        rows = self.get("/api/totals")["totals"]
+        return {(r["rep_id"], r["period"], r["currency"]): Decimal(r["amount"]) for r in rows}
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+
+    def log_tail(self, n: int = 60) -> str:
+        lines = self.log.read_text(errors="replace").splitlines()
+        return "\n".join(lines[-n:])
+
+
+def deployment(bootstrap: str, root: Path, partitions: int = 3) -> Settings:
+    """Settings for an isolated deployment: its own topics, group ids and data."""
+    tag = uuid.uuid4().hex[:8]
+    settings = Settings(
+        bootstrap=bootstrap,
+        clickhouse_dsn=f"chdb://{root / 'clickhouse'}",
+        data_dir=root,
+        app_id=f"cs-{tag}",
+        partitions=partitions,
+        web_port=free_port(),
+        sink_linger_ms=100,
+        topics=Topics(prefix=f"t{tag}."),
+    )
+    ensure_topics(settings)
+    return settings
+
+
+def launch(settings: Settings) -> RunningWorker:
+    log = settings.data_dir / "worker.log"
+    proc = start_worker(settings, log)
+    worker = RunningWorker(settings, proc, log)
+    try:
+        wait_healthy(settings.web_url, proc, timeout=120)
+    except WorkerUnavailable as exc:
+        worker.stop()
+        raise AssertionError(f"worker did not start: {exc}\n{worker.log_tail()}") from exc
+    return worker
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
