@@ -164,4 +164,4 @@ def run_demo(settings: Settings, seconds: float | None, rate: float, plan: Path)
             stop_process(worker)
         if broker is not None:
             broker.stop()
-        console.print("stopped: generator, worker and broker")
+        console.print("\nstopped: generator, worker and broker")
