@@ -8,6 +8,8 @@
     comstream plans validate FILE...         check plan files
     comstream plans publish FILE...          send PlanPublished events
     comstream leaderboard [--period P]       print the worker's leaderboard once
+    comstream dlq list [--reason R] [--json] show dead letters
+    comstream dlq replay --reason R | --offset N   re-publish dead letters whose cause was fixed
 
 Exit status: 0 on success, 1 when input was rejected or a check failed, 2 on usage errors.
 """
@@ -122,6 +124,18 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dlq_list(args: argparse.Namespace) -> int:
+    from .dlq import list_command
+
+    return list_command(_settings(args), args.reason, args.json)
+
+
+def cmd_dlq_replay(args: argparse.Namespace) -> int:
+    from .dlq import replay_command
+
+    return replay_command(_settings(args), args.reason, args.offset, args.dry_run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="comstream", description=__doc__.split("\n\n")[0])
     parser.add_argument("--bootstrap", help="Kafka bootstrap servers (default: $KAFKA_BOOTSTRAP)")
@@ -165,6 +179,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = plans.add_parser("publish", help="publish plan files as PlanPublished events")
     p.add_argument("files", nargs="+")
     p.set_defaults(fn=cmd_plans_publish)
+
+    dlq = sub.add_parser("dlq", help="dead letters").add_subparsers(dest="dlq_cmd", required=True)
+    p = dlq.add_parser("list", help="show dead letters")
+    p.add_argument("--reason", action="append", default=[], help="reason prefix (repeatable)")
+    p.add_argument("--json", action="store_true", help="JSON lines, with the decoded event")
+    p.set_defaults(fn=cmd_dlq_list)
+    p = dlq.add_parser("replay", help="re-publish dead letters to their original topic")
+    p.add_argument("--reason", action="append", default=[], help="reason prefix (repeatable)")
+    p.add_argument("--offset", action="append", default=[], type=int, help="dlq offset")
+    p.add_argument("--dry-run", action="store_true")
+    p.set_defaults(fn=cmd_dlq_replay)
 
     p = sub.add_parser("leaderboard", help="print the leaderboard once")
     p.add_argument("--period")

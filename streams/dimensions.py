@@ -73,7 +73,7 @@ class Dimensions:
         try:
             self.plans.with_version(plan_from_event(event))
         except EngineError as exc:
-            return DeadLetter("invalid.plan", str(exc), event.event_id, "PlanPublished")
+            return DeadLetter("plan.conflict", str(exc), event.event_id, "PlanPublished")
         return None
 
 
