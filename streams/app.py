@@ -80,6 +80,8 @@ def build_app(ws: WorkerState) -> faust.App:
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         broker_commit_every=1000,
+        broker_session_timeout=s.session_timeout_s,
+        broker_heartbeat_interval=max(1, s.session_timeout_s // 4),
         broker_commit_interval=1.0,
         stream_wait_empty=False,
         key_serializer="raw",

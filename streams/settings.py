@@ -90,6 +90,8 @@ class Settings:
     web_port: int = 6066
     sink_batch: int = 2000
     sink_linger_ms: int = 200
+    # how long a crashed member keeps its partitions before the group moves them
+    session_timeout_s: int = 10
     topics: Topics = field(default_factory=Topics)
 
     @property
@@ -136,5 +138,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         web_port=_int(env, "COMSTREAM_WEB_PORT", defaults.web_port, 1, 65535),
         sink_batch=_int(env, "COMSTREAM_SINK_BATCH", defaults.sink_batch, 1, 1_000_000),
         sink_linger_ms=_int(env, "COMSTREAM_SINK_LINGER_MS", defaults.sink_linger_ms, 1, 60_000),
+        session_timeout_s=_int(
+            env, "COMSTREAM_SESSION_TIMEOUT", defaults.session_timeout_s, 6, 300
+        ),
         topics=Topics(env.get("COMSTREAM_TOPIC_PREFIX", "")),
     )

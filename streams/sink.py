@@ -59,6 +59,7 @@ class DeltaSink(threading.Thread):
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
                 "isolation.level": "read_committed",
+                "session.timeout.ms": self.settings.session_timeout_s * 1000,
             }
         )
         consumer.subscribe([self.topic], on_assign=self._on_assign)

@@ -1,0 +1,59 @@
+"""Chaos, short enough for CI: the worker is killed with SIGKILL at random moments while
+events flow, the broker is restarted once, and at the end every rep's total for every
+period in ClickHouse equals the batch replay to the cent, with no delta id twice.
+(``bench/`` holds the longer version.)"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from comstream.broker import LocalBroker
+from comstream.publish import publish_events
+from comstream.replay import replay
+from tests.integration.test_pipeline import generated, n_dimension_events
+from tests.integration.workers import RunningWorker, deployment, launch, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def kill(worker: RunningWorker) -> None:
+    os.killpg(worker.proc.pid, signal.SIGKILL)
+    worker.proc.wait(10)
+
+
+def test_kills_and_a_broker_restart_leave_totals_exact(
+    kafka_bootstrap: str, local_broker: LocalBroker | None, tmp_path: Path
+) -> None:
+    rng = random.Random(99)
+    settings = deployment(kafka_bootstrap, tmp_path)
+    events = generated(orders=600, seed=21)
+    expected = replay(events).totals()
+    n_dims = n_dimension_events(events)
+    flow = events[n_dims:]
+    chunks = [flow[i : i + len(flow) // 5 + 1] for i in range(0, len(flow), len(flow) // 5 + 1)]
+
+    publish_events(events[:n_dims], kafka_bootstrap, settings.topics)
+    worker = launch(settings)
+    kills = 0
+    try:
+        wait_until(lambda: worker.get("/api/status")["events_in"] >= n_dims, 60, "CRM ingested")
+        for i, chunk in enumerate(chunks):
+            publish_events(chunk, kafka_bootstrap, settings.topics)
+            time.sleep(rng.uniform(0.2, 2.5))  # somewhere mid-processing
+            kill(worker)
+            kills += 1
+            if i == 2 and local_broker is not None:
+                local_broker.restart()
+            worker = launch(settings)
+        wait_until(lambda: worker.totals() == expected, 240, "totals after chaos == replay")
+        status = worker.get("/api/status")
+        assert status["ledger_rows"] == status["deltas_stored"]
+        assert kills == len(chunks) >= 5
+    finally:
+        worker.stop()
