@@ -56,6 +56,8 @@ def start_worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
         COMSTREAM_PARTITIONS=str(settings.partitions),
         COMSTREAM_TOPIC_PREFIX=settings.topics.prefix,
         COMSTREAM_APP_ID=settings.app_id,
+        COMSTREAM_SINK="true" if settings.sink else "false",
+        COMSTREAM_SESSION_TIMEOUT=str(settings.session_timeout_s),
     )
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:

@@ -54,7 +54,7 @@ class WorkerState:
     """What the web views read about this worker process."""
 
     settings: Settings
-    store: Store
+    store: Store | None  # None: this worker runs no sink and serves no ClickHouse reads
     dims: Dimensions
     counters: Counter[str] = field(default_factory=Counter)
     sink: DeltaSink | None = None

@@ -92,6 +92,9 @@ class Settings:
     sink_linger_ms: int = 200
     # how long a crashed member keeps its partitions before the group moves them
     session_timeout_s: int = 10
+    # run the ClickHouse sink in this worker; with the embedded engine exactly one
+    # worker of a deployment does (it is also the one that answers queries)
+    sink: bool = True
     topics: Topics = field(default_factory=Topics)
 
     @property
@@ -110,6 +113,17 @@ def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> i
     if not lo <= value <= hi:
         raise SettingsError(f"{name}={value} is outside [{lo}, {hi}]")
     return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if raw == "":
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name}={raw!r} is not a boolean (true/false)")
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -141,5 +155,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         session_timeout_s=_int(
             env, "COMSTREAM_SESSION_TIMEOUT", defaults.session_timeout_s, 6, 300
         ),
+        sink=_bool(env, "COMSTREAM_SINK", defaults.sink),
         topics=Topics(env.get("COMSTREAM_TOPIC_PREFIX", "")),
     )

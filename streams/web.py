@@ -36,7 +36,7 @@ def register_views(app: faust.App, ws: WorkerState) -> None:
         return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
 
     def status() -> dict[str, Any]:
-        rows, distinct = ws.store.delta_count()
+        rows, distinct = ws.store.delta_count() if ws.store is not None else (None, None)
         sink = ws.sink
         return {
             "now": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -45,6 +45,7 @@ def register_views(app: faust.App, ws: WorkerState) -> None:
             "deltas_out": ws.counters["deltas_out"],
             "deltas_stored": distinct,
             "ledger_rows": rows,
+            "sink": ws.settings.sink,
             "sink_alive": bool(sink and sink.is_alive()),
             "plans": [f"{p.plan_id}@{p.version}" for p in ws.dims.plans.versions],
             "refused_plans": ws.dims.refused_plans,
@@ -55,8 +56,9 @@ def register_views(app: faust.App, ws: WorkerState) -> None:
     class Health(View):
         async def get(self, request: Request) -> Response:
             sink = ws.sink
-            # the web server starts only once table recovery finished
-            ready = bool(sink and sink.is_alive())
+            # the web server starts only once table recovery finished; a worker that
+            # runs the sink is ready when the sink runs too
+            ready = not ws.settings.sink or bool(sink and sink.is_alive())
             return self.json({"ready": ready}, status=200 if ready else 503)
 
     @app.page("/api/status")
@@ -64,15 +66,23 @@ def register_views(app: faust.App, ws: WorkerState) -> None:
         async def get(self, request: Request) -> Response:
             return self.json(_jsonable(await run(status)))
 
+    def no_store(view: View) -> Response:
+        return view.json(
+            {"error": "this worker runs no ClickHouse sink; ask the one that does"}, status=404
+        )
+
     @app.page("/api/leaderboard")
     class Leaderboard(View):
         async def get(self, request: Request) -> Response:
+            store = ws.store
+            if store is None:
+                return no_store(self)
             period = request.query.get("period") or _period_now()
             try:
                 limit = max(1, min(1000, int(request.query.get("limit", "20"))))
             except ValueError:
                 return self.json({"error": "limit must be an integer"}, status=400)
-            rows = await run(ws.store.leaderboard, period, limit)
+            rows = await run(store.leaderboard, period, limit)
             reps = ws.dims.reps
             return self.json(
                 {
@@ -96,7 +106,10 @@ def register_views(app: faust.App, ws: WorkerState) -> None:
     @app.page("/api/totals")
     class Totals(View):
         async def get(self, request: Request) -> Response:
-            totals = await run(ws.store.exact_totals)
+            store = ws.store
+            if store is None:
+                return no_store(self)
+            totals = await run(store.exact_totals)
             return self.json(
                 {
                     "totals": [

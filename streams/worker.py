@@ -28,8 +28,10 @@ def run_worker(settings: Settings, loglevel: str = "WARNING") -> None:
     """Run until stopped by a signal."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     ensure_topics(settings)
-    store = Store(settings.clickhouse_dsn)
-    store.ensure_schema()
+    store: Store | None = None
+    if settings.sink:
+        store = Store(settings.clickhouse_dsn)
+        store.ensure_schema()
     dims = Dimensions()
     follower = DimensionFollower(settings, dims)
     follower.load()
@@ -37,15 +39,17 @@ def run_worker(settings: Settings, loglevel: str = "WARNING") -> None:
     ws = WorkerState(settings, store, dims)
     app = build_app(ws)
     register_views(app, ws)
-    sink = DeltaSink(settings, store)
-    ws.sink = sink
-    sink.start()
+    if store is not None:
+        ws.sink = DeltaSink(settings, store)
+        ws.sink.start()
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
     try:
         worker.execute_from_commandline()
     finally:
-        sink.stop()
-        sink.join(30)
+        if ws.sink is not None:
+            ws.sink.stop()
+            ws.sink.join(30)
         follower.stop()
         follower.join(10)
-        store.close()
+        if store is not None:
+            store.close()

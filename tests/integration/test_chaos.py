@@ -9,6 +9,7 @@ import os
 import random
 import signal
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from comstream.broker import LocalBroker
 from comstream.publish import publish_events
 from comstream.replay import replay
 from tests.integration.test_pipeline import generated, n_dimension_events
-from tests.integration.workers import RunningWorker, deployment, launch, wait_until
+from tests.integration.workers import RunningWorker, deployment, free_port, launch, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -57,3 +58,36 @@ def test_kills_and_a_broker_restart_leave_totals_exact(
         assert kills == len(chunks) >= 5
     finally:
         worker.stop()
+
+
+def test_two_workers_share_the_partitions_and_one_dies(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    settings = deployment(kafka_bootstrap, tmp_path / "a", partitions=4)
+    helper = replace(settings, data_dir=tmp_path / "b", web_port=free_port(), sink=False)
+    events = generated(orders=400, seed=8)
+    expected = replay(events).totals()
+    n_dims = n_dimension_events(events)
+    publish_events(events[:n_dims], kafka_bootstrap, settings.topics)
+    first = launch(settings)  # runs the stages, the sink and the API
+    second = launch(helper)  # runs stages only, on the partitions it is given
+    try:
+        wait_until(
+            lambda: (
+                first.get("/api/status")["events_in"] + second.get("/api/status")["events_in"]
+                >= n_dims
+            ),
+            60,
+            "CRM ingested",
+        )
+        flow = events[n_dims:]
+        publish_events(flow[: len(flow) // 2], kafka_bootstrap, settings.topics)
+        wait_until(lambda: second.get("/api/status")["deltas_out"] > 0, 60, "both workers busy")
+        kill(second)
+        publish_events(flow[len(flow) // 2 :], kafka_bootstrap, settings.topics)
+        wait_until(lambda: first.totals() == expected, 180, "totals == replay after one died")
+        status = first.get("/api/status")
+        assert status["ledger_rows"] == status["deltas_stored"]
+    finally:
+        second.stop()
+        first.stop()
