@@ -31,6 +31,7 @@ from .messages import (
     OrderAccepted,
     OrderCancelledNotice,
     RepFacts,
+    rep_facts,
 )
 from .money import ONE
 from .pmap import PMap
@@ -139,8 +140,8 @@ def _place(
         credits, source = (Credit(state.facts.owner_rep_id, ONE),), "owner"
     else:
         credits, source = (), "none"
-    rep_facts = tuple(RepFacts.of(c.rep_id, reps.get(c.rep_id)) for c in credits)
-    rec = CustomerOrder(order.event_id, placed_us, False, snapshot, credits, rep_facts, source)
+    facts = tuple(rep_facts(c.rep_id, reps) for c in credits)
+    rec = CustomerOrder(order.event_id, placed_us, False, snapshot, credits, facts, source)
     active = list(state.active_us)
     insort(active, placed_us)
     new = CustomerState(
@@ -151,7 +152,7 @@ def _place(
         state.uncredited if credits else (*state.uncredited, order.order_id),
         state.changes,
     )
-    return new, [OrderAccepted(order, snapshot, credits, rep_facts, source)]
+    return new, [OrderAccepted(order, snapshot, credits, facts, source)]
 
 
 def _crm(
@@ -168,7 +169,7 @@ def _crm(
     owner = event.owner_rep_id
     if not owner or not state.uncredited:
         return replace(state, facts=event, changes=(*state.changes, (event.event_id, ()))), []
-    owner_facts = RepFacts.of(owner, reps.get(owner))
+    owner_facts = rep_facts(owner, reps)
     orders = state.orders
     out: list[CustomerOutput] = []
     for oid in state.uncredited:

@@ -10,6 +10,7 @@ each one goes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -34,6 +35,27 @@ class RepFacts:
         if event is None:
             return RepFacts(rep_id)
         return RepFacts(rep_id, event.team_id, event.region, True)
+
+
+_FACTS: dict[tuple[str, int], RepFacts] = {}
+
+
+def rep_facts(rep_id: str, reps: Mapping[str, RepChanged]) -> RepFacts:
+    """The facts of ``rep_id`` in the CRM dimension ``reps`` (memoised: RepFacts are
+    immutable values, and the memo is checked against the record it was made from)."""
+    event = reps.get(rep_id)
+    key = (rep_id, id(event))
+    facts = _FACTS.get(key)
+    if (
+        facts is None
+        or facts.known != (event is not None)
+        or (event is not None and (facts.team_id != event.team_id or facts.region != event.region))
+    ):
+        facts = RepFacts.of(rep_id, event)
+        if len(_FACTS) > 100_000:
+            _FACTS.clear()
+        _FACTS[key] = facts
+    return facts
 
 
 @dataclass(frozen=True, slots=True)

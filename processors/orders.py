@@ -13,8 +13,8 @@ key customer_id) and :class:`DeadLetter` (conflicting input).
 
 Per (order, rep) the state keeps the plan version, C, the rounded earned amount E and the
 rounded earned revenue base; each change emits E_new − E_old. The state remembers every
-message it applied with the outputs it emitted: applying one again re-emits exactly those
-outputs (same delta ids) and changes nothing.
+message it applied (with the outputs it emitted, when it emitted any): applying one again
+re-emits exactly those outputs (same delta ids) and changes nothing.
 """
 
 from __future__ import annotations
@@ -87,15 +87,19 @@ class RepLedger:
     """One credited rep's commission on the order.
 
     ``plan_id`` is "" (and ``plan_version`` 0) when no plan applies to the rep: the order
-    then earns the rep nothing until a plan governs it. ``earned`` and ``revenue_base``
-    are the rounded cumulative amounts emitted so far; ``last_positive`` is the id of the
-    latest positive delta, named by a clawback as the commission it reverses."""
+    then earns the rep nothing until a plan governs it. ``commission`` (C) and ``lines``
+    (its trace) are computed when first needed, i.e. when the order first earns something
+    (None until then: an unpaid order under ``payment`` earns 0 whatever C is); the plan
+    version they use is fixed here, so computing later gives the same amounts.
+    ``earned`` and ``revenue_base`` are the rounded cumulative amounts emitted so far;
+    ``last_positive`` is the id of the latest positive delta, named by a clawback as the
+    commission it reverses."""
 
     rep: RepFacts
     share: Decimal
     plan_id: str
     plan_version: int
-    commission: Decimal
+    commission: Decimal | None
     lines: tuple[LineTrace, ...]
     earned: Decimal
     revenue_base: Decimal
@@ -109,8 +113,9 @@ class OrderState:
     Before the order is accepted, ``movements`` holds the payments, refunds and
     cancellations that arrived early (and ``pending_credit`` a credit resolution); after,
     every movement applied, in order. ``paid``/``refunded`` are their sums, ``cancelled``
-    whether a cancellation was applied. ``emitted`` maps each applied message id to the
-    outputs it produced."""
+    whether a cancellation was applied. ``emitted`` maps each applied message id that
+    produced outputs to those outputs (a message that produced none is recognised by
+    ``accepted``, ``movements`` or ``credit_resolved_by``)."""
 
     order_id: str
     accepted: OrderAccepted | None = None
@@ -187,14 +192,30 @@ def _plan_of(ledger: RepLedger, plans: PlanBook) -> PlanVersion | None:
 
 
 def _new_ledger(
-    accepted: OrderAccepted, total: Decimal, rep: RepFacts, share: Decimal, plans: PlanBook
+    accepted: OrderAccepted, rep: RepFacts, share: Decimal, plans: PlanBook
 ) -> RepLedger:
+    """A rep's ledger: the plan that governs the order for the rep; C not computed yet."""
     plan = plans.select(rep, accepted.order.placed_at.date())
     if plan is None:
         return RepLedger(rep, share, "", 0, ZERO, (), ZERO_CENTS, ZERO_CENTS, None)
-    c = compute_commission(accepted.order, total, accepted.customer, rep, share, plan)
+    return RepLedger(rep, share, plan.plan_id, plan.version, None, (), ZERO_CENTS, ZERO_CENTS, None)
+
+
+def _with_commission(
+    ledger: RepLedger, accepted: OrderAccepted, total: Decimal, plan: PlanVersion
+) -> RepLedger:
+    """``ledger`` with C and its trace computed under ``plan``."""
+    c = compute_commission(accepted.order, total, accepted.customer, ledger.rep, ledger.share, plan)
     return RepLedger(
-        rep, share, plan.plan_id, plan.version, c.amount, c.lines, ZERO_CENTS, ZERO_CENTS, None
+        ledger.rep,
+        ledger.share,
+        ledger.plan_id,
+        ledger.plan_version,
+        c.amount,
+        c.lines,
+        ledger.earned,
+        ledger.revenue_base,
+        ledger.last_positive,
     )
 
 
@@ -269,9 +290,20 @@ def _step(
         if plan is None:
             continue
         part, fraction = earned_part(plan.earn_on, total, paid, refunded, cancelled)
-        earned = _earned(ledger.commission, total, part, fraction)
         base = round_cents(part * ledger.share)
+        commission = ledger.commission
+        if commission is None:
+            if fraction == 0 and not ledger.earned and not ledger.revenue_base:
+                continue  # nothing earned before or now: C is not needed yet
+            ledger = _with_commission(ledger, accepted, total, plan)
+            commission = ledger.commission
+            assert commission is not None
+        earned = _earned(commission, total, part, fraction)
         if earned == ledger.earned and base == ledger.revenue_base:
+            if ledger is not ledgers[i]:
+                if new is None:
+                    new = list(ledgers)
+                new[i] = ledger
             continue
         origin = period_of(cause.at, plan.period, plan.tz)
         d = _delta(
@@ -285,7 +317,7 @@ def _step(
             fraction,
             book_period(origin, closed),
             origin,
-            ledger.commission,
+            commission,
             ledger.lines,
         )
         out.append(d)
@@ -296,7 +328,7 @@ def _step(
             ledger.share,
             ledger.plan_id,
             ledger.plan_version,
-            ledger.commission,
+            commission,
             ledger.lines,
             earned,
             base,
@@ -354,8 +386,17 @@ def _replay_history(
 
 
 def _record(state: OrderState, key: str, outputs: list[OrderOutput], **changes: Any) -> OrderState:
-    """``state`` with ``changes`` and message ``key`` recorded as applied with ``outputs``."""
+    """``state`` with ``changes``, and message ``key`` recorded with its ``outputs`` (a
+    message without outputs is recognised by the state it changed)."""
+    if not outputs:
+        return replace(state, **changes)
     return replace(state, emitted=(*state.emitted, (key, tuple(outputs))), **changes)
+
+
+def _emitted(
+    state: OrderState, key: str, outputs: list[OrderOutput]
+) -> tuple[tuple[str, tuple[OrderOutput, ...]], ...]:
+    return (*state.emitted, (key, tuple(outputs))) if outputs else state.emitted
 
 
 def _accept(
@@ -375,7 +416,7 @@ def _accept(
     total = order_total(order)
     out: list[OrderOutput] = []
     ledgers = tuple(
-        _new_ledger(msg, total, rep, credit.share, plans)
+        _new_ledger(msg, rep, credit.share, plans)
         for credit, rep in zip(msg.credits, msg.reps, strict=True)
     )
     ledgers = _step(
@@ -416,7 +457,7 @@ def _accept(
     pending = state.pending_credit
     if pending is not None and not ledgers:
         fresh = tuple(
-            _new_ledger(msg, total, rep, credit.share, plans)
+            _new_ledger(msg, rep, credit.share, plans)
             for credit, rep in zip(pending.credits, pending.reps, strict=True)
         )
         ledgers = _replay_history(state.movements, total, msg, fresh, plans, closed, out)
@@ -432,7 +473,7 @@ def _accept(
         ledgers,
         None,
         resolved_by,
-        (*state.emitted, (order.event_id, tuple(out))),
+        _emitted(state, order.event_id, out),
     )
     return final, out
 
@@ -502,7 +543,7 @@ def _move(
         ledgers,
         state.pending_credit,
         state.credit_resolved_by,
-        (*state.emitted, (event.event_id, tuple(out))),
+        _emitted(state, event.event_id, out),
     )
     return new, out
 
@@ -519,7 +560,7 @@ def _resolve(
     if state.ledgers:  # already credited: credit is resolved once
         return _record(state, msg.event_id, []), []
     fresh = tuple(
-        _new_ledger(accepted, state.total, rep, credit.share, plans)
+        _new_ledger(accepted, rep, credit.share, plans)
         for credit, rep in zip(msg.credits, msg.reps, strict=True)
     )
     out: list[OrderOutput] = []
@@ -553,16 +594,21 @@ def _replan(
         elif plan.plan_id == ledger.plan_id and plan.version == ledger.plan_version:
             continue
         old_plan = _plan_of(ledger, plans)
+        commission: Decimal | None
+        lines: tuple[LineTrace, ...]
         if plan is not None:
-            c = compute_commission(
-                order, state.total, accepted.customer, ledger.rep, ledger.share, plan
-            )
-            commission, lines = c.amount, c.lines
             part, fraction = earned_part(
                 plan.earn_on, state.total, state.paid, state.refunded, state.cancelled
             )
-            earned = _earned(commission, state.total, part, fraction)
             base = round_cents(part * ledger.share)
+            if fraction == 0 and not ledger.earned and not ledger.revenue_base:
+                commission, lines, earned = None, (), ZERO_CENTS  # C when first needed
+            else:
+                c = compute_commission(
+                    order, state.total, accepted.customer, ledger.rep, ledger.share, plan
+                )
+                commission, lines = c.amount, c.lines
+                earned = _earned(commission, state.total, part, fraction)
             shown = plan
         else:
             commission, lines = ZERO, ()
@@ -584,7 +630,7 @@ def _replan(
                 fraction,
                 booked,
                 origin,
-                commission,
+                ZERO if commission is None else commission,
                 lines,
             )
             out.append(d)
@@ -611,6 +657,18 @@ def _replan(
     return _record(state, msg.event_id, out, ledgers=tuple(new)), out
 
 
+def _applied(state: OrderState, message: OrderMessage, key: str) -> bool:
+    """Whether ``message`` was applied to ``state`` without producing outputs."""
+    if isinstance(message, OrderAccepted):
+        return state.accepted is not None and state.accepted.event_id == key
+    if isinstance(message, PaymentReceived | RefundIssued | OrderCancelled):
+        return any(mv.event_id == key for mv in state.movements)
+    if isinstance(message, CreditResolved):
+        pending = state.pending_credit
+        return state.credit_resolved_by == key or (pending is not None and pending.event_id == key)
+    return False
+
+
 def message_id(message: OrderMessage) -> str:
     """The id under which the order stage records a message as applied."""
     if isinstance(message, OrderAccepted):
@@ -629,10 +687,14 @@ def apply(
     to an order the stage does not hold returns ``(state, [])``. Raises
     :class:`EngineError` only when the plan a ledger was computed with is missing from
     ``plans`` (incomplete dimension data; retry once it is loaded)."""
-    if state is not None and state.emitted:
-        again = _lookup(state.emitted, message_id(message))
-        if again is not None:
-            return state, list(again)
+    if state is not None:
+        key = message_id(message)
+        if state.emitted:
+            again = _lookup(state.emitted, key)
+            if again is not None:
+                return state, list(again)
+        if _applied(state, message, key):
+            return state, []
     if isinstance(message, PaymentReceived | RefundIssued | OrderCancelled):
         return _move(state, message, plans, closed)
     if isinstance(message, OrderAccepted):

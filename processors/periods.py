@@ -71,6 +71,7 @@ def period_kind(period: str) -> str:
     raise ValueError(f"{period!r} is not a period id (YYYY-MM or YYYY-Qn)")
 
 
+@lru_cache(maxsize=4096)
 def next_period(period: str) -> str:
     """The period right after ``period`` (same kind)."""
     m = _MONTH_RE.match(period)

@@ -163,6 +163,7 @@ class Rule:
     when: tuple[Test, ...]
     order_tests: tuple[Test, ...]
     line_tests: tuple[Test, ...]
+    rate_text: str  # as traces show it: "0.05", "2.50 per unit", "25.00 per line", "table"
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +248,8 @@ class PlanVersion:
     tiers: Tiers | None
     caps: Caps
     tz: tzinfo = field(compare=False, repr=False)
+    memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
+    """Rule-matching results by line facts (a cache: it never changes an answer)."""
 
     @property
     def ref(self) -> PlanRef:
@@ -528,7 +531,13 @@ def _parse_rule(value: Any, path: str) -> Rule:
         table = _parse_table(doc["table"], base, f"{path}.table")
     when = _parse_when(doc.get("when"), f"{path}.when")
     order_tests, line_tests = _split(when)
-    return Rule(rule_id, base, rate, fixed, table, when, order_tests, line_tests)
+    if rate is not None:
+        text = f"{rate} per unit" if base == "quantity" else str(rate)
+    elif fixed is not None:
+        text = f"{fixed} per line"
+    else:
+        text = "table"
+    return Rule(rule_id, base, rate, fixed, table, when, order_tests, line_tests, text)
 
 
 def _parse_modifier(value: Any, path: str) -> Modifier:

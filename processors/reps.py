@@ -9,11 +9,18 @@ the rep's own ``RepChanged``. ``PeriodClosed`` is accepted and changes nothing.
 Dimensions: every plan version, current rep facts, the closed periods.
 
 Per (period, currency) the state keeps K (the sum of the rep's non-accelerator deltas
-booked in the period), the earned revenue base booked in the period, and the rounded
-accelerator amount emitted so far. Outputs are accelerator deltas, each the difference of
-rounded cumulative accelerator amounts; as both formulas depend only on the period's
-sums, the final amounts do not depend on arrival order. A delta id applied twice counts
-once: applying it again re-emits what it emitted the first time.
+booked in the period), the earned revenue base booked in the period, the rounded
+accelerator amount emitted so far, and every delta id (and PlanPublished/RepChanged
+event id) applied to that period with the accelerator deltas it emitted there. Outputs
+are accelerator deltas, each the difference of rounded cumulative accelerator amounts; as
+both formulas depend only on the period's sums, the final amounts do not depend on
+arrival order. A delta id applied twice counts once: applying it again re-emits what it
+emitted the first time.
+
+Everything is per (period, currency), so a :class:`RepState` may hold all the rep's
+periods (as :class:`processors.engine.Engine` does) or just one: a worker may key its
+table by :func:`state_key` (rep, period, currency) to keep each stored value small, and
+apply a ``RepChanged``/``PlanPublished`` to each of the rep's states.
 """
 
 from __future__ import annotations
@@ -26,21 +33,24 @@ from decimal import Decimal
 from .errors import EngineError, PlanError
 from .events import CommissionDelta, DeltaKind, PeriodClosed, PlanPublished, RepChanged
 from .ids import delta_id
-from .messages import RepFacts
+from .messages import RepFacts, rep_facts
 from .money import ONE, ZERO, ZERO_CENTS
 from .periods import book_period, last_day
 from .plans import PlanBook, plan_from_event
 from .pmap import PMap
 from .tiers import accelerator
 
-__all__ = ["PeriodSums", "RepMessage", "RepState", "apply"]
+__all__ = ["PeriodSums", "RepMessage", "RepState", "apply", "state_key"]
 
 RepMessage = CommissionDelta | PlanPublished | RepChanged | PeriodClosed
+
+_NO_OUTPUTS: tuple[CommissionDelta, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class PeriodSums:
-    """The sums of one rep's (period, currency) and its accelerator so far."""
+    """One rep's (period, currency): its sums, its accelerator so far, and what was
+    applied to it (``applied``: delta or event id -> the accelerator deltas it emitted)."""
 
     period: str
     currency: str
@@ -50,26 +60,25 @@ class PeriodSums:
     plan_id: str  # the plan the accelerator was last computed with ("" if none)
     plan_version: int
     last_positive: str | None  # the latest positive accelerator delta
+    applied: PMap[str, tuple[CommissionDelta, ...]] = field(default_factory=PMap)
 
 
 @dataclass(frozen=True, slots=True)
 class RepState:
-    """The rep-period stage's state for one rep_id. ``applied`` maps every applied delta
-    id (and PlanPublished/RepChanged event id) to the accelerator deltas it emitted."""
+    """The rep-period stage's state for one rep_id: some or all of its periods."""
 
     rep_id: str
     periods: tuple[PeriodSums, ...] = ()
-    applied: PMap[str, tuple[CommissionDelta, ...]] = field(default_factory=PMap)
 
 
-class _Trigger:
-    __slots__ = ("at", "event_id", "event_type", "trigger_id")
+def state_key(rep_id: str, period: str, currency: str) -> str:
+    """A table key for a state holding one (rep, period, currency), for a worker that
+    stores the rep-period stage per period (the Kafka key stays the rep_id)."""
+    return f"{rep_id}|{period}|{currency}"
 
-    def __init__(self, trigger_id: str, event_id: str, event_type: str, at: datetime) -> None:
-        self.trigger_id = trigger_id
-        self.event_id = event_id
-        self.event_type = event_type
-        self.at = at
+
+_Trigger = tuple[str, str, str, datetime]
+"""(trigger id, cause event id, cause event type, cause time) of a recomputation."""
 
 
 def _recompute(
@@ -83,8 +92,9 @@ def _recompute(
     trigger: _Trigger,
     out: list[CommissionDelta],
 ) -> PeriodSums:
-    """``sums`` with the sums ``commission`` and ``revenue_base`` and the accelerator they
-    give now; emits an accelerator delta into ``out`` when the accelerator changes."""
+    """``sums`` with the sums ``commission`` and ``revenue_base``, the accelerator they give
+    now, and ``trigger`` recorded as applied; emits an accelerator delta into ``out`` when
+    the accelerator changes."""
     period = sums.period
     plan = plans.select(rep, last_day(period))
     result = accelerator(rep_id, period, commission, revenue_base, plan)
@@ -98,7 +108,7 @@ def _recompute(
             and plan_id == sums.plan_id
             and plan_version == sums.plan_version
         ):
-            return sums
+            return sums  # a recomputation that changed nothing: nothing to remember
         return PeriodSums(
             period,
             sums.currency,
@@ -108,9 +118,10 @@ def _recompute(
             plan_id,
             plan_version,
             sums.last_positive,
+            sums.applied.set(trigger[0], _NO_OUTPUTS),
         )
     d = CommissionDelta(
-        delta_id(trigger.trigger_id, rep_id, f"accelerator:{period}:{sums.currency}"),
+        delta_id(trigger[0], rep_id, f"accelerator:{period}:{sums.currency}"),
         DeltaKind.ACCELERATOR,
         rep_id,
         None,
@@ -124,9 +135,9 @@ def _recompute(
         result.attainment,
         ONE,
         ZERO,
-        trigger.event_id,
-        trigger.event_type,
-        trigger.at,
+        trigger[1],
+        trigger[2],
+        trigger[3],
         book_period(period, closed),
         period,
         sums.last_positive if amount < 0 else None,
@@ -142,6 +153,7 @@ def _recompute(
         plan_id,
         plan_version,
         d.delta_id if amount > 0 else sums.last_positive,
+        sums.applied.set(trigger[0], (d,)),
     )
 
 
@@ -155,33 +167,49 @@ def _on_delta(
     period, currency = delta.booked_period, delta.currency
     periods = state.periods
     index = -1
-    for i, candidate in enumerate(periods):
+    for i in range(len(periods) - 1, -1, -1):  # newest first: most deltas are current
+        candidate = periods[i]
         if candidate.period == period and candidate.currency == currency:
             index = i
             break
-    sums = (
-        PeriodSums(period, currency, ZERO_CENTS, ZERO_CENTS, ZERO_CENTS, "", 0, None)
-        if index < 0
-        else periods[index]
-    )
+    if index < 0:
+        sums = PeriodSums(period, currency, ZERO_CENTS, ZERO_CENTS, ZERO_CENTS, "", 0, None)
+    else:
+        sums = periods[index]
+        again = sums.applied.get(delta.delta_id)
+        if again is not None:
+            return state, list(again)
     out: list[CommissionDelta] = []
-    trigger = _Trigger(
-        delta.delta_id, delta.cause_event_id, delta.cause_event_type, delta.occurred_at
-    )
-    rep = RepFacts.of(state.rep_id, reps.get(state.rep_id))
+    trigger = (delta.delta_id, delta.cause_event_id, delta.cause_event_type, delta.occurred_at)
     sums = _recompute(
         state.rep_id,
         sums,
         sums.commission + delta.amount,
         sums.revenue_base + delta.revenue_base,
         plans,
-        rep,
+        rep_facts(state.rep_id, reps),
         closed,
         trigger,
         out,
     )
+    if delta.delta_id not in sums.applied:  # counted once, even when nothing changed
+        sums = _remember(sums, delta.delta_id)
     new_periods = (*periods, sums) if index < 0 else (*periods[:index], sums, *periods[index + 1 :])
-    return RepState(state.rep_id, new_periods, state.applied.set(delta.delta_id, tuple(out))), out
+    return RepState(state.rep_id, new_periods), out
+
+
+def _remember(sums: PeriodSums, trigger_id: str) -> PeriodSums:
+    return PeriodSums(
+        sums.period,
+        sums.currency,
+        sums.commission,
+        sums.revenue_base,
+        sums.accelerator,
+        sums.plan_id,
+        sums.plan_version,
+        sums.last_positive,
+        sums.applied.set(trigger_id, _NO_OUTPUTS),
+    )
 
 
 def _on_change(
@@ -192,19 +220,29 @@ def _on_change(
     closed: Set[str],
 ) -> tuple[RepState, list[CommissionDelta]]:
     out: list[CommissionDelta] = []
-    new_periods = tuple(
-        _recompute(
-            state.rep_id, sums, sums.commission, sums.revenue_base, plans, rep, closed, trigger, out
+    new_periods: list[PeriodSums] = []
+    for sums in state.periods:
+        again = sums.applied.get(trigger[0])
+        if again is not None:  # applied before: re-emit this period's part
+            out.extend(again)
+            new_periods.append(sums)
+            continue
+        new_periods.append(
+            _recompute(
+                state.rep_id,
+                sums,
+                sums.commission,
+                sums.revenue_base,
+                plans,
+                rep,
+                closed,
+                trigger,
+                out,
+            )
         )
-        for sums in state.periods
-    )
-    if not out:
-        if all(a is b for a, b in zip(new_periods, state.periods, strict=True)):
-            return state, []
-        return RepState(state.rep_id, new_periods, state.applied), []
-    return RepState(
-        state.rep_id, new_periods, state.applied.set(trigger.trigger_id, tuple(out))
-    ), out
+    if all(a is b for a, b in zip(new_periods, state.periods, strict=True)):
+        return state, out
+    return RepState(state.rep_id, tuple(new_periods)), out
 
 
 def apply(
@@ -221,28 +259,18 @@ def apply(
     and recomputes that period's accelerator. ``PlanPublished`` and the rep's own
     ``RepChanged`` recompute every period the state holds (the plan in effect on a
     period's last day may have changed); an accelerator delta, ``PeriodClosed``, or a
-    broadcast to a rep the stage does not hold return ``(state, [])``."""
+    broadcast to a rep the stage does not hold return ``(state, [])``. A message applied
+    before re-emits the accelerator deltas it emitted then and changes nothing."""
     if isinstance(message, CommissionDelta):
         if message.kind == DeltaKind.ACCELERATOR:
             return state, []
-        if state is None:
-            state = RepState(message.rep_id)
-        else:
-            again = state.applied.get(message.delta_id)
-            if again is not None:
-                return state, list(again)
-        return _on_delta(state, message, plans, reps, closed)
+        return _on_delta(state or RepState(message.rep_id), message, plans, reps, closed)
     if isinstance(message, PeriodClosed):
         return state, []
     if isinstance(message, PlanPublished | RepChanged):
         if state is None or not state.periods:
             return state, []
-        again = state.applied.get(message.event_id)
-        if again is not None:
-            return state, list(again)
-        trigger = _Trigger(
-            message.event_id, message.event_id, type(message).__name__, message.occurred_at
-        )
+        trigger = (message.event_id, message.event_id, type(message).__name__, message.occurred_at)
         if isinstance(message, RepChanged):
             if message.rep_id != state.rep_id:
                 return state, []
@@ -252,6 +280,5 @@ def apply(
                 plans = plans.with_version(plan_from_event(message))
             except PlanError:
                 return state, []  # refused plans are dead-lettered at ingest
-        rep = RepFacts.of(state.rep_id, reps.get(state.rep_id))
-        return _on_change(state, trigger, plans, rep, closed)
+        return _on_change(state, trigger, plans, rep_facts(state.rep_id, reps), closed)
     raise EngineError(f"the rep-period stage does not take {type(message).__name__}")

@@ -19,7 +19,7 @@ from .messages import CustomerSnapshot, RepFacts
 from .money import ONE, ZERO, round_cents
 from .plans import Band, Modifier, PlanVersion, RateTable, Rule, Test
 
-__all__ = ["Commission", "compute_commission", "line_revenue", "order_total"]
+__all__ = ["Commission", "compute_commission", "line_revenue", "line_revenues", "order_total"]
 
 NO_RULE = "no rule matched"
 
@@ -38,9 +38,17 @@ def line_revenue(line: OrderLine) -> Decimal:
     return line.quantity * line.unit_price * (ONE - line.discount)
 
 
-def order_total(order: OrderPlaced) -> Decimal:
-    """T: the sum of line revenue, rounded to 0.01 half up (what the customer is invoiced)."""
-    return round_cents(sum((line_revenue(line) for line in order.lines), ZERO))
+def line_revenues(order: OrderPlaced) -> tuple[Decimal, ...]:
+    """Each line's revenue, full precision, in line order."""
+    return tuple([ln.quantity * ln.unit_price * (ONE - ln.discount) for ln in order.lines])
+
+
+def order_total(order: OrderPlaced, revenues: tuple[Decimal, ...] | None = None) -> Decimal:
+    """T: the sum of line revenue, rounded to 0.01 half up (what the customer is invoiced).
+    ``revenues`` (from :func:`line_revenues`) saves recomputing them."""
+    if revenues is None:
+        revenues = line_revenues(order)
+    return round_cents(sum(revenues, ZERO))
 
 
 def _holds(tests: tuple[Test, ...], facts: Mapping[str, Any]) -> bool:
@@ -49,6 +57,31 @@ def _holds(tests: tuple[Test, ...], facts: Mapping[str, Any]) -> bool:
         if value is None or not test.check(value):
             return False
     return True
+
+
+_MEMO_LIMIT = 100_000
+
+
+def _match_line(
+    rules: list[Rule], mods: list[Modifier], line: OrderLine
+) -> tuple[Rule | None, tuple[str, ...], Decimal]:
+    """The first rule whose line tests hold, and the modifiers whose line tests hold (their
+    ids and the product of their multipliers), among the order-eligible ones."""
+    facts = {"sku": line.sku, "category": line.category, "discount": line.discount}
+    rule = None
+    for candidate in rules:
+        if not candidate.line_tests or _holds(candidate.line_tests, facts):
+            rule = candidate
+            break
+    if rule is None:
+        return None, (), ONE
+    ids: list[str] = []
+    mult = ONE
+    for mod in mods:
+        if not mod.line_tests or _holds(mod.line_tests, facts):
+            ids.append(mod.id)
+            mult *= mod.multiplier
+    return rule, tuple(ids), mult
 
 
 def _marginal(amount: Decimal, bands: tuple[Band, ...]) -> Decimal:
@@ -96,10 +129,14 @@ def compute_commission(
     rep: RepFacts,
     share: Decimal,
     plan: PlanVersion,
+    revenues: tuple[Decimal, ...] | None = None,
 ) -> Commission:
-    """C for ``rep`` (credit ``share``) on ``order`` (total ``total``) under ``plan``.
+    """C for ``rep`` (credit ``share``) on ``order`` (total ``total``) under ``plan``;
+    ``revenues`` are the lines' revenues when already known (:func:`line_revenues`).
 
     Pure and deterministic: the same inputs always give the same amounts and trace."""
+    if revenues is None:
+        revenues = line_revenues(order)
     ctx: dict[str, Any] = {
         "customer_tier": customer.tier,
         "customer_region": customer.region,
@@ -110,64 +147,33 @@ def compute_commission(
         "rep_region": rep.region,
         "order_total": total,
     }
-    rules: list[Rule] = [r for r in plan.rules if not r.order_tests or _holds(r.order_tests, ctx)]
-    mods: list[Modifier] = [
-        m for m in plan.modifiers if not m.order_tests or _holds(m.order_tests, ctx)
-    ]
+    rule_mask = 0
+    rules: list[Rule] = []
+    for i, r in enumerate(plan.rules):
+        if not r.order_tests or _holds(r.order_tests, ctx):
+            rules.append(r)
+            rule_mask |= 1 << i
+    mod_mask = 0
+    mods: list[Modifier] = []
+    for i, m in enumerate(plan.modifiers):
+        if not m.order_tests or _holds(m.order_tests, ctx):
+            mods.append(m)
+            mod_mask |= 1 << i
 
-    n = len(order.lines)
-    matched: list[Rule | None] = [None] * n
-    bases: list[Decimal] = [ZERO] * n
-    revenues: list[Decimal] = [ZERO] * n
-    mod_ids: list[tuple[str, ...]] = [()] * n
-    mults: list[Decimal] = [ONE] * n
+    memo = plan.memo
+    traces: list[LineTrace | None] = []
+    deferred: list[tuple[int, OrderLine, Rule, Decimal, tuple[str, ...], Decimal]] = []
     groups: dict[str, Decimal] = {}
-    facts: dict[str, Any] = {}
-    for i, line in enumerate(order.lines):
-        facts["sku"] = line.sku
-        facts["category"] = line.category
-        facts["discount"] = line.discount
-        revenue = line.quantity * line.unit_price * (ONE - line.discount)
-        revenues[i] = revenue
-        rule = None
-        for candidate in rules:
-            if not candidate.line_tests or _holds(candidate.line_tests, facts):
-                rule = candidate
-                break
-        if rule is None:
-            continue
-        matched[i] = rule
-        if rule.base == "revenue":
-            base = revenue
-        elif rule.base == "margin":
-            base = revenue - line.quantity * line.unit_cost
-            if base < 0:
-                base = ZERO
-        else:
-            base = line.quantity
-        bases[i] = base
-        if rule.table is not None and rule.table.scope == "order_total":
-            groups[rule.id] = groups.get(rule.id, ZERO) + base
-        if mods:
-            ids: list[str] = []
-            mult = ONE
-            for mod in mods:
-                if not mod.line_tests or _holds(mod.line_tests, facts):
-                    ids.append(mod.id)
-                    mult *= mod.multiplier
-            mod_ids[i] = tuple(ids)
-            mults[i] = mult
-
-    group_amounts: dict[str, tuple[Decimal, str]] = {}
-    for rule in plan.rules:
-        if rule.id in groups and rule.table is not None:
-            summed = groups[rule.id]
-            group_amounts[rule.id] = _table_amount(summed, summed, rule.table)
-
-    traces: list[LineTrace] = []
     uncapped = ZERO
     for i, line in enumerate(order.lines):
-        rule = matched[i]
+        revenue = revenues[i]
+        key = (rule_mask, mod_mask, line.sku, line.category, line.discount)
+        hit = memo.get(key)
+        if hit is None:
+            hit = _match_line(rules, mods, line)
+            if len(memo) < _MEMO_LIMIT:
+                memo[key] = hit
+        rule, ids, mult = hit
         if rule is None:
             traces.append(
                 LineTrace(
@@ -176,7 +182,7 @@ def compute_commission(
                     line.category,
                     None,
                     "revenue",
-                    revenues[i],
+                    revenue,
                     "0",
                     (),
                     ONE,
@@ -185,26 +191,32 @@ def compute_commission(
                 )
             )
             continue
-        base = bases[i]
+        kind = rule.base
+        if kind == "revenue":
+            base = revenue
+        elif kind == "margin":
+            base = revenue - line.quantity * line.unit_cost
+            if base < 0:
+                base = ZERO
+        else:
+            base = line.quantity
+        table = rule.table
         if rule.rate is not None:
             amount = base * rule.rate
-            rate_text = f"{rule.rate} per unit" if rule.base == "quantity" else str(rule.rate)
-        elif rule.fixed is not None:
-            amount = rule.fixed
-            rate_text = f"{rule.fixed} per line"
+            rate_text = rule.rate_text
+        elif table is None:
+            amount = rule.fixed  # type: ignore[assignment]
+            rate_text = rule.rate_text
+        elif table.scope == "order_total":
+            groups[rule.id] = groups.get(rule.id, ZERO) + base
+            deferred.append((i, line, rule, base, ids, mult))
+            traces.append(None)
+            continue
+        elif table.scope == "quantity":
+            amount, rate_text = _table_amount(line.quantity, base, table)
         else:
-            table = rule.table
-            assert table is not None
-            if table.scope == "order_total":
-                summed = groups[rule.id]
-                group_amount, rate_text = group_amounts[rule.id]
-                amount = ZERO if summed == 0 else group_amount * base / summed
-                rate_text = f"{rate_text}, this line's part {base}/{summed}"
-            elif table.scope == "quantity":
-                amount, rate_text = _table_amount(line.quantity, base, table)
-            else:
-                amount, rate_text = _table_amount(base, base, table)
-        amount = amount * mults[i] * share
+            amount, rate_text = _table_amount(base, base, table)
+        amount = amount * mult * share
         uncapped += amount
         traces.append(
             LineTrace(
@@ -212,20 +224,47 @@ def compute_commission(
                 line.sku,
                 line.category,
                 rule.id,
-                rule.base,
+                kind,
                 base,
                 rate_text,
-                mod_ids[i],
-                mults[i],
+                ids,
+                mult,
                 amount,
                 "",
             )
         )
 
+    if deferred:
+        group_amounts: dict[str, tuple[Decimal, str]] = {}
+        for rule_id, summed in groups.items():
+            table = next(r.table for r in rules if r.id == rule_id)
+            assert table is not None
+            group_amounts[rule_id] = _table_amount(summed, summed, table)
+        for i, line, rule, base, ids, mult in deferred:
+            summed = groups[rule.id]
+            group_amount, text = group_amounts[rule.id]
+            amount = ZERO if summed == 0 else group_amount * base / summed
+            amount = amount * mult * share
+            uncapped += amount
+            traces[i] = LineTrace(
+                line.line_id,
+                line.sku,
+                line.category,
+                rule.id,
+                rule.base,
+                base,
+                f"{text}, this line's part {base}/{summed}",
+                ids,
+                mult,
+                amount,
+                "",
+            )
+    done: list[LineTrace] = [t for t in traces if t is not None]
+
     cap = plan.caps.per_order
     if cap is not None and uncapped > cap:
         note = f"order capped at {cap} by caps.per_order (uncapped {uncapped})"
-        traces = [
+        done = [
             LineTrace(
                 t.line_id,
                 t.sku,
@@ -239,7 +278,7 @@ def compute_commission(
                 t.amount,
                 f"{t.note}; {note}" if t.note else note,
             )
-            for t in traces
+            for t in done
         ]
-        return Commission(cap, tuple(traces))
-    return Commission(uncapped, tuple(traces))
+        return Commission(cap, tuple(done))
+    return Commission(uncapped, tuple(done))

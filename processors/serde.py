@@ -4,10 +4,11 @@
 and state dataclass, :class:`CommissionDelta` and :class:`DeadLetter`. The format is
 compact JSON (UTF-8): a dataclass is a list ``["TypeName", field1, field2, ...]`` in field
 order; ``Decimal`` is its exact string, ``datetime`` ISO 8601 with its offset, ``date``
-ISO 8601, a tuple a list, a :class:`PMap` a list of ``[key, value]`` pairs. Decoding is
-driven by the dataclasses' type annotations, so the round trip is exact: ``loads(dumps(x))
-== x``, with the same Decimal exponents and the same offsets (a ``ZoneInfo`` becomes the
-fixed offset it had at that instant). Raises :class:`SerdeError` for anything else.
+ISO 8601, a tuple a list, a :class:`PMap` a list of ``[key, value]`` pairs. Encoding and
+decoding are generated per class from the dataclasses' type annotations, so the round trip
+is exact: ``loads(dumps(x)) == x``, with the same Decimal exponents and the same offsets (a
+``ZoneInfo`` becomes the fixed offset it had at that instant). Raises :class:`SerdeError`
+for anything else.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import types
 import typing
 from collections.abc import Callable
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from enum import Enum
 from typing import Any
 
@@ -61,181 +62,171 @@ _CLASSES: tuple[type[Any], ...] = (
 REGISTRY: dict[str, type[Any]] = {cls.__name__: cls for cls in _CLASSES}
 """Every type :func:`dumps` accepts, by the tag it writes."""
 
-Encoder = Callable[[Any], Any]
-Decoder = Callable[[Any], Any]
-
-_FIELDS: dict[type[Any], tuple[str, ...]] = {}
-_DECODERS: dict[type[Any], Decoder] = {}
-
-
-# --------------------------------------------------------------------------- encoding
+# Each registered class gets an encoder and a decoder generated from its type annotations
+# (like dataclasses generate __init__): straight-line code, no per-field dispatch.
+_ENCODE: dict[type[Any], Callable[[Any], list[Any]]] = {}
+_DECODE: dict[str, Callable[[list[Any]], Any]] = {}
 
 
-def _enc(value: Any) -> Any:
-    encoder = _ENCODERS.get(type(value))
-    if encoder is not None:
-        return encoder(value)
-    if isinstance(value, Enum):
-        return value.value
-    names = _FIELDS.get(type(value))
-    if names is None:
-        raise SerdeError(f"cannot encode a {type(value).__name__}")
-    return [type(value).__name__, *[_enc(getattr(value, n)) for n in names]]
+def _bad(kind: str, value: Any) -> Any:
+    raise SerdeError(f"expected {kind}, got {value!r}")
 
 
-def _same(value: Any) -> Any:
-    return value
+def _enc_record(value: Any) -> list[Any]:
+    encode = _ENCODE.get(type(value))
+    if encode is None:
+        raise SerdeError(f"cannot encode a {type(value).__name__}: not a registered type")
+    return encode(value)
 
 
-def _enc_tuple(value: tuple[Any, ...]) -> list[Any]:
-    return [_enc(v) for v in value]
+def _dec_record(value: Any) -> Any:
+    if type(value) is not list or not value:
+        raise SerdeError(f"expected a tagged record, got {value!r}")
+    decode = _DECODE.get(value[0])
+    if decode is None:
+        raise SerdeError(f"unknown record type {value[0]!r}")
+    return decode(value)
 
 
-def _enc_pmap(value: PMap[Any, Any]) -> list[Any]:
-    return [[_enc(k), _enc(v)] for k, v in value.items()]
+class _Gen:
+    """Generates encode/decode expressions for a type annotation."""
+
+    def __init__(self) -> None:
+        self.names: dict[str, Any] = {
+            "_bad": _bad,
+            "_enc_record": _enc_record,
+            "_dec_record": _dec_record,
+            "_Decimal": Decimal,
+            "_dt": datetime.fromisoformat,
+            "_date": date.fromisoformat,
+            "_PMap": PMap,
+        }
+        self.counter = 0
+
+    def var(self) -> str:
+        self.counter += 1
+        return f"_v{self.counter}"
+
+    def name(self, value: Any) -> str:
+        self.counter += 1
+        key = f"_n{self.counter}"
+        self.names[key] = value
+        return key
+
+    @staticmethod
+    def _registered(tp: Any) -> bool:
+        return isinstance(tp, type) and tp in _CLASSES
+
+    def encode(self, tp: Any, x: str) -> str:
+        if tp in (str, int, bool, type(None)):
+            return x
+        if tp is Decimal:
+            return f"str({x})"
+        if tp is datetime or tp is date:
+            return f"{x}.isoformat()"
+        if isinstance(tp, type) and issubclass(tp, Enum):
+            return f"{x}.value"
+        if self._registered(tp):
+            return f"_enc_record({x})"
+        origin, args = typing.get_origin(tp), typing.get_args(tp)
+        if origin is types.UnionType or origin is typing.Union:
+            options = [a for a in args if a is not type(None)]
+            if all(self._registered(a) for a in options):
+                inner = f"_enc_record({x})"
+            elif len(options) == 1:
+                inner = self.encode(options[0], x)
+            else:
+                raise SerdeError(f"cannot encode the union {tp!r}")
+            return inner if len(options) == len(args) else f"(None if {x} is None else {inner})"
+        if origin is tuple:
+            y = self.var()
+            if len(args) == 2 and args[1] is Ellipsis:
+                return f"[{self.encode(args[0], y)} for {y} in {x}]"
+            parts = ", ".join(self.encode(a, f"{y}[{i}]") for i, a in enumerate(args))
+            return f"(lambda {y}: [{parts}])({x})"
+        if origin is PMap:
+            k, w = self.var(), self.var()
+            return (
+                f"[[{self.encode(args[0], k)}, {self.encode(args[1], w)}] "
+                f"for {k}, {w} in {x}.items()]"
+            )
+        raise SerdeError(f"no encoder for {tp!r}")
+
+    def decode(self, tp: Any, x: str) -> str:
+        if tp in (str, int, bool):
+            return f"({x} if type({x}) is {tp.__name__} else _bad({tp.__name__!r}, {x}))"
+        if tp is type(None):
+            return f"({x} if {x} is None else _bad('null', {x}))"
+        if tp is Decimal:
+            return f"_Decimal({x})"
+        if tp is datetime:
+            return f"_dt({x})"
+        if tp is date:
+            return f"_date({x})"
+        if isinstance(tp, type) and issubclass(tp, Enum):
+            return f"{self.name(tp)}({x})"
+        if self._registered(tp):
+            return f"_dec_record({x})"
+        origin, args = typing.get_origin(tp), typing.get_args(tp)
+        if origin is types.UnionType or origin is typing.Union:
+            options = [a for a in args if a is not type(None)]
+            if all(self._registered(a) for a in options):
+                inner = f"_dec_record({x})"
+            elif len(options) == 1:
+                inner = self.decode(options[0], x)
+            else:
+                raise SerdeError(f"cannot decode the union {tp!r}")
+            return inner if len(options) == len(args) else f"(None if {x} is None else {inner})"
+        if origin is tuple:
+            y = self.var()
+            if len(args) == 2 and args[1] is Ellipsis:
+                return f"tuple([{self.decode(args[0], y)} for {y} in {x}])"
+            parts = "".join(f"{self.decode(a, f'{y}[{i}]')}, " for i, a in enumerate(args))
+            return f"(lambda {y}: ({parts}) if len({y}) == {len(args)} else _bad('pair', {y}))({x})"
+        if origin is PMap:
+            k, w = self.var(), self.var()
+            return (
+                f"_PMap([({self.decode(args[0], k)}, {self.decode(args[1], w)}) "
+                f"for {k}, {w} in {x}])"
+            )
+        raise SerdeError(f"no decoder for {tp!r}")
 
 
-_ENCODERS: dict[type[Any], Encoder] = {
-    str: _same,
-    int: _same,
-    bool: _same,
-    type(None): _same,
-    Decimal: str,
-    datetime: datetime.isoformat,
-    date: date.isoformat,
-    tuple: _enc_tuple,
-    PMap: _enc_pmap,
-}
+def _generate(cls: type[Any]) -> None:
+    gen = _Gen()
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    tag = cls.__name__
+    cls_ref = gen.name(cls)
+    enc_parts = ", ".join(gen.encode(hints[n], f"o.{n}") for n in names)
+    dec_parts = ", ".join(gen.decode(hints[n], f"v[{i + 1}]") for i, n in enumerate(names))
+    source = (
+        f"def encode(o):\n    return [{tag!r}, {enc_parts}]\n"
+        f"def decode(v):\n"
+        f"    if len(v) != {len(names) + 1}:\n"
+        f"        _bad('a {tag} record of {len(names)} fields', v)\n"
+        f"    return {cls_ref}({dec_parts})\n"
+    )
+    scope: dict[str, Any] = dict(gen.names)
+    exec(compile(source, f"<serde {tag}>", "exec"), scope)
+    _ENCODE[cls] = scope["encode"]
+    _DECODE[tag] = scope["decode"]
+
+
+for _cls in _CLASSES:
+    _generate(_cls)
 
 
 def dumps(obj: Any) -> bytes:
     """The bytes of a registered dataclass value (see :data:`REGISTRY`)."""
-    if type(obj) not in _FIELDS:
+    encode = _ENCODE.get(type(obj))
+    if encode is None:
         raise SerdeError(f"cannot encode a {type(obj).__name__}: not a registered type")
-    return json.dumps(_enc(obj), ensure_ascii=False, separators=(",", ":")).encode()
-
-
-# --------------------------------------------------------------------------- decoding
-
-
-def _dec_decimal(value: Any) -> Decimal:
-    if not isinstance(value, str):
-        raise SerdeError(f"expected a decimal string, got {value!r}")
     try:
-        return Decimal(value)
-    except InvalidOperation as exc:
-        raise SerdeError(f"not a decimal: {value!r}") from exc
-
-
-def _dec_datetime(value: Any) -> datetime:
-    if not isinstance(value, str):
-        raise SerdeError(f"expected a timestamp string, got {value!r}")
-    return datetime.fromisoformat(value)
-
-
-def _dec_date(value: Any) -> date:
-    if not isinstance(value, str):
-        raise SerdeError(f"expected a date string, got {value!r}")
-    return date.fromisoformat(value)
-
-
-def _checked(kind: type[Any]) -> Decoder:
-    def decode(value: Any) -> Any:
-        if type(value) is not kind:
-            raise SerdeError(f"expected {kind.__name__}, got {value!r}")
-        return value
-
-    return decode
-
-
-def _dec_tagged(value: Any) -> Any:
-    if not isinstance(value, list) or not value or not isinstance(value[0], str):
-        raise SerdeError(f"expected a tagged record, got {value!r}")
-    cls = REGISTRY.get(value[0])
-    if cls is None:
-        raise SerdeError(f"unknown record type {value[0]!r}")
-    return _DECODERS[cls](value)
-
-
-def _decoder_for(tp: Any) -> Decoder:
-    if tp is str or tp is int or tp is bool:
-        return _checked(tp)
-    if tp is Decimal:
-        return _dec_decimal
-    if tp is datetime:
-        return _dec_datetime
-    if tp is date:
-        return _dec_date
-    if tp is type(None):
-        return _checked(type(None))
-    if isinstance(tp, type) and issubclass(tp, Enum):
-        enum_type = tp
-        return lambda v: enum_type(v)
-    if isinstance(tp, type) and tp in REGISTRY.values():
-        return _dec_tagged
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin is types.UnionType or origin is typing.Union:
-        options = [a for a in args if a is not type(None)]
-        optional = len(options) < len(args)
-        if all(isinstance(a, type) and a in REGISTRY.values() for a in options):
-            inner: Decoder = _dec_tagged
-        elif len(options) == 1:
-            inner = _decoder_for(options[0])
-        else:
-            raise SerdeError(f"cannot decode the union {tp!r}")
-        if not optional:
-            return inner
-        return lambda v: None if v is None else inner(v)
-    if origin is tuple:
-        if len(args) == 2 and args[1] is Ellipsis:
-            item = _decoder_for(args[0])
-
-            def dec_tuple(value: Any) -> tuple[Any, ...]:
-                if not isinstance(value, list):
-                    raise SerdeError(f"expected a list, got {value!r}")
-                return tuple([item(v) for v in value])
-
-            return dec_tuple
-        parts = [_decoder_for(a) for a in args]
-
-        def dec_fixed(value: Any) -> tuple[Any, ...]:
-            if not isinstance(value, list) or len(value) != len(parts):
-                raise SerdeError(f"expected a list of {len(parts)}, got {value!r}")
-            return tuple([p(v) for p, v in zip(parts, value, strict=True)])
-
-        return dec_fixed
-    if origin is PMap:
-        key_dec, val_dec = (_decoder_for(a) for a in args)
-
-        def dec_pmap(value: Any) -> PMap[Any, Any]:
-            if not isinstance(value, list):
-                raise SerdeError(f"expected a list of pairs, got {value!r}")
-            return PMap([(key_dec(k), val_dec(v)) for k, v in value])
-
-        return dec_pmap
-    raise SerdeError(f"no decoder for {tp!r}")
-
-
-def _record_decoder(cls: type[Any]) -> Decoder:
-    hints = typing.get_type_hints(cls)
-    names = _FIELDS[cls]
-    decoders = [_decoder_for(hints[n]) for n in names]
-    width = len(names) + 1
-    name = cls.__name__
-
-    def decode(value: Any) -> Any:
-        if len(value) != width or value[0] != name:
-            raise SerdeError(f"expected a {name} record of {width - 1} fields, got {value!r}")
-        return cls(*[d(v) for d, v in zip(decoders, value[1:], strict=True)])
-
-    return decode
-
-
-for _cls in _CLASSES:
-    _FIELDS[_cls] = tuple(f.name for f in dataclasses.fields(_cls))
-for _cls in _CLASSES:
-    _DECODERS[_cls] = _record_decoder(_cls)
+        record = encode(obj)
+    except (AttributeError, TypeError) as exc:
+        raise SerdeError(f"cannot encode {type(obj).__name__}: {exc}") from exc
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def loads(data: bytes | bytearray | memoryview | str) -> Any:
@@ -245,8 +236,8 @@ def loads(data: bytes | bytearray | memoryview | str) -> Any:
     except (ValueError, UnicodeDecodeError) as exc:
         raise SerdeError(f"not a serialized value: {exc}") from exc
     try:
-        return _dec_tagged(raw)
+        return _dec_record(raw)
     except SerdeError:
         raise
-    except (TypeError, ValueError, KeyError) as exc:
+    except (TypeError, ValueError, KeyError, IndexError, ArithmeticError, AttributeError) as exc:
         raise SerdeError(f"malformed record: {exc}") from exc

@@ -21,6 +21,12 @@ are broadcast (:func:`broadcast_targets`) to every partition of the order stage 
 for ``PlanPublished``, of the rep-period stage: the receiving agent applies them to every
 state its partition holds.
 
+The rep-period stage's state is per (period, currency) inside: its table may be keyed by
+rep_id (one :class:`RepState` with all the rep's periods) or, to keep each stored value
+small, by :func:`rep_period_key` (rep, period, currency) of the delta's booked period —
+then a ``RepChanged`` is applied to each of that rep's states and a ``PlanPublished`` to
+every state, as for a broadcast. The Kafka key stays the rep_id either way.
+
 Stage outputs (:func:`address`): ``OrderAccepted``/``CreditResolved`` -> order stage;
 ``OrderCancelledNotice`` -> customer stage; ``CommissionDelta`` from the order stage ->
 rep-period stage, which passes it on to ``commission.deltas`` together with its own
@@ -50,6 +56,7 @@ from .orders import apply as order_apply
 from .plans import PlanBook
 from .reps import RepState
 from .reps import apply as rep_apply
+from .reps import state_key as rep_period_key
 
 __all__ = [
     "BROADCAST_TYPES",
@@ -67,6 +74,7 @@ __all__ = [
     "order_apply",
     "partition_of",
     "rep_apply",
+    "rep_period_key",
     "route_input",
 ]
 

@@ -6,8 +6,9 @@ revenue base booked in the period, so the result does not depend on arrival orde
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
+from typing import NamedTuple
 
 from .events import LineTrace
 from .money import ONE, ZERO, ZERO_CENTS, round_cents
@@ -17,8 +18,7 @@ from .plans import PlanVersion, Tiers
 __all__ = ["AcceleratorResult", "accelerator", "tier_total"]
 
 
-@dataclass(frozen=True, slots=True)
-class AcceleratorResult:
+class AcceleratorResult(NamedTuple):
     """The accelerator of one (rep, period): ``amount`` = round(total) − K."""
 
     amount: Decimal
@@ -55,6 +55,11 @@ def tier_total(
     return commission * weighted / attainment, attainment
 
 
+@lru_cache(maxsize=1024)
+def _rate_text(method: str, quota: Decimal) -> str:
+    return f"{method} tiers, quota {quota}"
+
+
 def accelerator(
     rep_id: str,
     period: str,
@@ -69,8 +74,8 @@ def accelerator(
     tiers nor ``caps.per_period`` gives 0."""
     if (
         plan is None
-        or plan.period != period_kind(period)
         or (plan.tiers is None and plan.caps.per_period is None)
+        or plan.period != period_kind(period)
     ):
         return AcceleratorResult(ZERO_CENTS, commission, ZERO, ())
     notes: list[str] = []
@@ -78,7 +83,7 @@ def accelerator(
         quota = plan.tiers.quota_for(rep_id)
         total, attainment = tier_total(commission, revenue_base, quota, plan.tiers)
         rule_id = f"tiers.{plan.tiers.method}"
-        rate = f"{plan.tiers.method} tiers, quota {quota}"
+        rate = _rate_text(plan.tiers.method, quota)
     else:
         total, attainment = commission, ZERO
         rule_id = "caps.per_period"

@@ -6,12 +6,13 @@ Reasons (``invalid.*``):
 
 ========================== =========================================================
 ``unknown_type``           not one of the eight event types
+``malformed``              a field of the wrong shape (e.g. a line that is not a line)
 ``missing_id``             an empty event_id, order_id, customer_id, rep_id, line_id...
 ``naive_datetime``         a timestamp without a time zone
 ``amount_type``            a money, quantity, fraction or share that is not a Decimal
 ``amount_non_finite``      NaN or infinity
 ``amount_too_large``       more than 10^12 in absolute value
-``amount_precision``       more than 12 digits after the decimal point
+``amount_precision``       a payment, refund or share with more than 12 decimal places
 ``amount_negative``        a negative payment or refund
 ``quantity_negative``      a line with quantity < 0
 ``price_negative``         a line with unit_price < 0
@@ -35,7 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from .currencies import ISO_4217
@@ -45,6 +46,7 @@ from .events import (
     DeadLetter,
     Event,
     OrderCancelled,
+    OrderLine,
     OrderPlaced,
     PaymentReceived,
     PeriodClosed,
@@ -61,6 +63,8 @@ __all__ = ["MAX_AMOUNT", "MAX_PLACES", "validate_event"]
 MAX_AMOUNT = Decimal(10) ** 12
 MAX_PLACES = 12
 _MIN_AMOUNT = -MAX_AMOUNT
+_ZERO = Decimal(0)
+_ONE = Decimal(1)
 _QUANTUM = Decimal(1).scaleb(-MAX_PLACES)
 
 
@@ -83,7 +87,7 @@ def _aware(value: Any, name: str) -> None:
         raise _Invalid("invalid.naive_datetime", f"{name} has no time zone: {value.isoformat()}")
 
 
-def _number(value: Any, name: str) -> Decimal:
+def _number(value: Any, name: str, exact: bool = True) -> Decimal:
     if type(value) is not Decimal:
         raise _Invalid(
             "invalid.amount_type", f"{name} is a {type(value).__name__}, not a Decimal: {value!r}"
@@ -92,12 +96,38 @@ def _number(value: Any, name: str) -> Decimal:
         raise _Invalid("invalid.amount_non_finite", f"{name} is {value}")
     if value > MAX_AMOUNT or value < _MIN_AMOUNT:
         raise _Invalid("invalid.amount_too_large", f"{name} {value} exceeds {MAX_AMOUNT:,}")
-    if value.quantize(_QUANTUM) != value:
+    if exact and value.quantize(_QUANTUM) != value:
         raise _Invalid(
             "invalid.amount_precision",
             f"{name} {value} has more than {MAX_PLACES} digits after the decimal point",
         )
     return value
+
+
+def _line(line: OrderLine) -> None:
+    """Name what is wrong with a line the fast path refused."""
+    line_id = line.line_id
+    _id(line_id, "line_id")
+    if type(line.sku) is not str or type(line.category) is not str:
+        raise _Invalid("invalid.missing_id", f"line {line_id}: sku and category must be strings")
+    quantity = _number(line.quantity, f"line {line_id} quantity", exact=False)
+    price = _number(line.unit_price, f"line {line_id} unit_price", exact=False)
+    discount = _number(line.discount, f"line {line_id} discount", exact=False)
+    cost = _number(line.unit_cost, f"line {line_id} unit_cost", exact=False)
+    if quantity < 0:
+        raise _Invalid("invalid.quantity_negative", f"line {line_id}: quantity {quantity} < 0")
+    if price < 0:
+        raise _Invalid("invalid.price_negative", f"line {line_id}: unit_price {price} < 0")
+    if cost < 0:
+        raise _Invalid("invalid.cost_negative", f"line {line_id}: unit_cost {cost} < 0")
+    if discount < 0 or discount > 1:
+        raise _Invalid(
+            "invalid.discount_range", f"line {line_id}: discount {discount} not in [0, 1]"
+        )
+    raise _Invalid(
+        "invalid.amount_too_large",
+        f"line {line_id}: quantity × unit_price {quantity * price} exceeds {MAX_AMOUNT:,}",
+    )
 
 
 def _order(event: OrderPlaced) -> None:
@@ -114,33 +144,28 @@ def _order(event: OrderPlaced) -> None:
     seen: set[str] = set()
     for line in lines:
         line_id = line.line_id
-        _id(line_id, "line_id")
+        q, p, d, c = line.quantity, line.unit_price, line.discount, line.unit_cost
+        try:  # the fast path checks everything at once; the slow path names the problem
+            ok = (
+                type(q) is type(p) is type(d) is type(c) is Decimal
+                and _ZERO <= q <= MAX_AMOUNT
+                and _ZERO <= p <= MAX_AMOUNT
+                and _ZERO <= d <= _ONE
+                and _ZERO <= c <= MAX_AMOUNT
+                and q * p <= MAX_AMOUNT
+                and type(line_id) is str
+                and line_id
+                and not line_id.isspace()
+                and type(line.sku) is str
+                and type(line.category) is str
+            )
+        except InvalidOperation:  # a NaN compared
+            ok = False
+        if not ok:
+            _line(line)
         if line_id in seen:
             raise _Invalid("invalid.duplicate_line_id", f"line_id {line_id} appears more than once")
         seen.add(line_id)
-        if type(line.sku) is not str or type(line.category) is not str:
-            raise _Invalid(
-                "invalid.missing_id", f"line {line_id}: sku and category must be strings"
-            )
-        quantity = _number(line.quantity, f"line {line_id} quantity")
-        price = _number(line.unit_price, f"line {line_id} unit_price")
-        discount = _number(line.discount, f"line {line_id} discount")
-        cost = _number(line.unit_cost, f"line {line_id} unit_cost")
-        if quantity < 0:
-            raise _Invalid("invalid.quantity_negative", f"line {line_id}: quantity {quantity} < 0")
-        if price < 0:
-            raise _Invalid("invalid.price_negative", f"line {line_id}: unit_price {price} < 0")
-        if cost < 0:
-            raise _Invalid("invalid.cost_negative", f"line {line_id}: unit_cost {cost} < 0")
-        if discount < 0 or discount > 1:
-            raise _Invalid(
-                "invalid.discount_range", f"line {line_id}: discount {discount} not in [0, 1]"
-            )
-        if quantity * price > MAX_AMOUNT:
-            raise _Invalid(
-                "invalid.amount_too_large",
-                f"line {line_id}: quantity × unit_price {quantity * price} exceeds {MAX_AMOUNT:,}",
-            )
     if event.rep_id is not None:
         _id(event.rep_id, "rep_id")
     if event.credits:
@@ -234,7 +259,10 @@ def validate_event(event: Event) -> DeadLetter | None:
         occurred = event.occurred_at
         if type(occurred) is not datetime or occurred.tzinfo is None:
             _aware(occurred, "occurred_at")
-        check(event)
+        try:
+            check(event)
+        except (AttributeError, TypeError, ValueError, ArithmeticError) as exc:
+            raise _Invalid("invalid.malformed", f"{type(exc).__name__}: {exc}") from exc
     except _Invalid as bad:
         event_id = getattr(event, "event_id", None)
         return DeadLetter(

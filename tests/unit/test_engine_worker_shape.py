@@ -1,0 +1,213 @@
+"""The stages wired the way the Faust worker wires them — states stored as bytes between
+messages, messages sent as bytes, routing by ``processors.stages``, broadcasts applied to
+every state, messages queued per stage topic — give the same deltas as the in-memory
+Engine; and the validation of arbitrary garbage never raises."""
+
+from __future__ import annotations
+
+from collections import deque
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from processors import serde, stages
+from processors.engine import Engine
+from processors.events import (
+    EVENT_TYPES,
+    CommissionDelta,
+    DeadLetter,
+    Event,
+    PeriodClosed,
+    PlanPublished,
+    RepChanged,
+)
+from processors.plans import PlanBook, plan_from_event
+from processors.validation import validate_event
+
+from .test_properties import worlds
+from .test_scenarios_kit import close, customer, line, order, pay, plan_doc, publish, refund, rep
+
+
+class WorkerShape:
+    """A single-process imitation of streams/app.py: topics are FIFO queues, tables hold
+    bytes, dimensions are updated at ingest."""
+
+    def __init__(self, rep_table_per_period: bool = False) -> None:
+        self.per_period = rep_table_per_period
+        self.tables: dict[str, dict[str, bytes]] = {
+            stages.CUSTOMER_STAGE: {},
+            stages.ORDER_STAGE: {},
+            stages.REP_STAGE: {},
+        }
+        self.topics: dict[str, deque[tuple[str | None, bytes]]] = {
+            name: deque() for name in self.tables
+        }
+        self.plans = PlanBook()
+        self.reps: dict[str, RepChanged] = {}
+        self.closed: frozenset[str] = frozenset()
+        self.deltas: list[CommissionDelta] = []
+        self.letters: list[DeadLetter] = []
+
+    def ingest(self, event: Event) -> None:
+        letter = validate_event(event)
+        if letter is None and isinstance(event, PlanPublished):
+            try:
+                self.plans = self.plans.with_version(plan_from_event(event))
+            except Exception as exc:  # mirrors the worker: a refused plan is dead-lettered
+                letter = DeadLetter("plan.conflict", str(exc), event.event_id)
+        if letter is not None:
+            self.letters.append(letter)
+            return
+        if isinstance(event, RepChanged):
+            self.reps = {**self.reps, event.rep_id: event}
+        if isinstance(event, PeriodClosed):
+            self.closed = self.closed | {event.period}
+        for target, key, message in stages.route_input(event):
+            self.topics[target].append((key, serde.dumps(message)))
+        for target in stages.broadcast_targets(event):
+            self.topics[target].append((None, serde.dumps(event)))
+        self.drain()
+
+    def apply(self, target: str, state: Any, message: Any) -> tuple[Any, list[Any]]:
+        if target == stages.CUSTOMER_STAGE:
+            return stages.customer_apply(state, message, self.reps)
+        if target == stages.ORDER_STAGE:
+            return stages.order_apply(state, message, self.plans, self.closed)
+        return stages.rep_apply(state, message, self.plans, self.reps, self.closed)
+
+    def drain(self) -> None:
+        while any(self.topics.values()):
+            for target, queue in self.topics.items():
+                if not queue:
+                    continue
+                key, raw = queue.popleft()
+                message = serde.loads(raw)
+                table = self.tables[target]
+                keys = list(table) if key is None else [key]
+                if target == stages.REP_STAGE and self.per_period and key is not None:
+                    if isinstance(message, CommissionDelta):
+                        keys = [stages.rep_period_key(key, message.booked_period, message.currency)]
+                    else:  # RepChanged: every state of the rep
+                        keys = [k for k in table if k.startswith(f"{key}|")]
+                    for k in keys:
+                        assert k.startswith(f"{key}|")
+                outputs: list[Any] = []
+                for k in keys:
+                    state = None if k not in table else serde.loads(table[k])
+                    if state is not None and target == stages.REP_STAGE and self.per_period:
+                        assert len(state.periods) == 1
+                    new_state, outs = self.apply(target, state, message)
+                    if new_state is not None and new_state != state:
+                        table[k] = serde.dumps(new_state)
+                    outputs += outs
+                if target == stages.REP_STAGE and isinstance(message, CommissionDelta):
+                    self.deltas.append(message)
+                for out in outputs:
+                    if isinstance(out, DeadLetter):
+                        self.letters.append(out)
+                    elif target == stages.REP_STAGE:
+                        self.deltas.append(out)
+                    else:
+                        dest, dest_key = stages.address(out)
+                        self.topics[dest].append((dest_key, serde.dumps(out)))
+
+
+def by_id(deltas: list[CommissionDelta]) -> dict[str, CommissionDelta]:
+    return {d.delta_id: d for d in deltas}
+
+
+def totals(deltas: list[CommissionDelta]) -> dict[tuple[str, str], Decimal]:
+    out: dict[tuple[str, str], Decimal] = {}
+    for d in by_id(deltas).values():
+        out[(d.rep_id, d.booked_period)] = (
+            out.get((d.rep_id, d.booked_period), Decimal(0)) + d.amount
+        )
+    return out
+
+
+TIERS = {
+    "quota": "500",
+    "method": "retroactive",
+    "bands": [{"from": "0", "to": "1", "multiplier": "1"}, {"from": "1", "multiplier": "1.5"}],
+}
+
+
+@pytest.mark.parametrize("per_period", [False, True], ids=["rep-table-by-rep", "by-period"])
+def test_worker_shape_matches_engine_on_a_rich_story(per_period: bool) -> None:
+    events: list[Event] = [
+        publish(plan_doc(tiers=TIERS, caps={"per_order": "100"})),
+        rep("rep-1", "team-a", "EMEA"),
+        rep("rep-2", "team-b", "EMEA"),
+        customer("cust-1", owner="rep-1", tier="A"),
+        pay("o2", 300, "2026-11-11T00:00:00Z"),  # before its order
+        order("o1", [line("l1", 10, 100)]),
+        order("o2", [line("l1", 5, 100)], credits=[("rep-1", "0.5"), ("rep-2", "0.5")]),
+        order("o3", [line("l1", 2, 100)], customer_id="cust-x", rep_id=None),
+        pay("o1", 600),
+        pay("o3", 200),
+        customer("cust-x", owner="rep-2", at="2026-11-16T00:00:00Z"),
+        refund("o1", 100),
+        close("2026-11"),
+        publish(
+            plan_doc(
+                version=2,
+                effective_from="2026-11-01",
+                tiers=TIERS,
+                rules=[{"id": "r", "base": "revenue", "rate": "0.08"}],
+            ),
+            at="2026-12-02T00:00:00Z",
+        ),
+        rep("rep-2", "team-c", "APAC", at="2026-12-03T00:00:00Z"),
+        pay("o1", 500, "2026-12-05T00:00:00Z"),
+    ]
+    shape = WorkerShape(rep_table_per_period=per_period)
+    engine = Engine()
+    for e in events:
+        shape.ingest(e)
+        engine.process(e)
+    assert not shape.letters and not engine.dead_letters
+    assert by_id(shape.deltas) == by_id(list(engine.deltas))
+    assert totals(shape.deltas) == totals(list(engine.deltas))
+    kinds = {d.kind.value for d in engine.deltas}
+    assert kinds == {"commission", "adjustment", "accelerator"}
+
+
+@settings(max_examples=60, deadline=None)
+@given(worlds(max_orders=4), st.booleans())
+def test_worker_shape_matches_engine(world: Any, per_period: bool) -> None:
+    shape = WorkerShape(rep_table_per_period=per_period)
+    engine = Engine()
+    for e in world.events():
+        shape.ingest(e)
+        engine.process(e)
+    assert totals(shape.deltas) == totals(list(engine.deltas))
+    assert by_id(shape.deltas) == by_id(list(engine.deltas))
+
+
+_garbage = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=True),
+    st.text(max_size=5),
+    st.decimals(allow_nan=True, allow_infinity=True),
+    st.datetimes(),
+    st.datetimes(timezones=st.just(UTC)),
+    st.dates(),
+    st.lists(st.integers(), max_size=2).map(tuple),
+    st.just(datetime(2026, 1, 1, tzinfo=UTC)),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(sorted(EVENT_TYPES)), st.data())
+def test_validation_never_raises_on_garbage(name: str, data: st.DataObject) -> None:
+    cls = EVENT_TYPES[name]
+    fields = cls.__dataclass_fields__
+    event = cls(*[data.draw(_garbage) for _ in fields])  # type: ignore[call-arg]
+    letter = validate_event(event)
+    assert letter is None or isinstance(letter, DeadLetter)
