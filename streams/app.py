@@ -168,30 +168,44 @@ def build_app(ws: WorkerState) -> faust.App:
             await broadcast(decoded)
             yield None
 
-    def each_state(table: Any, partition: int) -> list[tuple[Any, Any]]:
-        """The states of ``table`` that live in ``partition`` (a broadcast's partition)."""
-        return [
-            (key, serde.loads(raw))
-            for key, raw in list(table.items())
-            if stages.partition_of(key, n) == partition
-        ]
+    def message_key(key: bytes) -> bytes:
+        """The Kafka message key (rep id) of a rep-period table key
+        ``rep|period|currency``: one state per period keeps a rep's state small however
+        long the rep works (period and currency never hold ``|``)."""
+        return key.rsplit(b"|", 2)[0]
+
+    def state_keys(event: FaustEvent, message: Any, table: Any) -> list[bytes]:
+        """The table keys a message applies to: a broadcast, every state of the
+        event's partition; a rep-stage delta, the state of its (rep, period, currency);
+        a rep's CRM change, every state of that rep; anything else, the message key."""
+        partition = event.message.partition
+        key: bytes = event.key or b""
+        if isinstance(message, stages.BROADCAST_TYPES):
+            owner = message_key if table is rep_periods else (lambda k: k)
+            return [k for k in list(table.keys()) if stages.partition_of(owner(k), n) == partition]
+        if table is rep_periods:
+            if isinstance(message, CommissionDelta):
+                rep_key = stages.rep_period_key(
+                    message.rep_id, message.booked_period, message.currency
+                )
+                return [rep_key.encode()]
+            return [k for k in list(table.keys()) if message_key(k) == key]
+        return [key]
 
     async def run_stage(
         event: FaustEvent,
         table: Any,
         apply: Callable[[Any, Any], tuple[Any, list[Any]]],
     ) -> list[Any]:
-        """Apply the event's message to the state under its key (or, for a broadcast,
-        to every state of its partition); persist changed states; return the outputs."""
+        """Apply the event's message to each state it concerns (:func:`state_keys`);
+        persist changed states; return the outputs."""
         message = serde.loads(event.message.value or b"")
         if isinstance(message, stages.BROADCAST_TYPES):
             ws.dims.apply_event(message)  # the dimension thread may not have it yet
-            targets = each_state(table, event.message.partition)
-        else:
-            raw = table.get(event.key)
-            targets = [(event.key, None if raw is None else serde.loads(raw))]
         produced: list[Any] = []
-        for key, state in targets:
+        for key in state_keys(event, message, table):
+            raw = table.get(key)
+            state = None if raw is None else serde.loads(raw)
             new_state, outputs = apply(state, message)
             if new_state is not state and new_state is not None:
                 table[key] = serde.dumps(new_state)
