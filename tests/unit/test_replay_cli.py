@@ -279,3 +279,74 @@ def test_simulate_compares_two_plans_per_rep(tmp_path: Path) -> None:
             "change": "12.00",
         }
     ]
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_plans_validate_accepts_the_examples_and_names_a_broken_field(tmp_path: Path) -> None:
+    ok = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "comstream.cli",
+            "plans",
+            "validate",
+            str(REPO / "plans" / "simple.yaml"),
+            str(REPO / "plans" / "rich.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert ok.returncode == 0, ok.stderr
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(PLAN_UTC.replace('"0.05"', '"1.5"'))
+    proc = subprocess.run(
+        [sys.executable, "-m", "comstream.cli", "plans", "validate", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1
+    assert f"{bad}:12: rules[0].rate: 1.5 is not a fraction between 0 and 1" in proc.stderr
+
+
+def test_replay_into_clickhouse_gives_the_same_totals(tmp_path: Path) -> None:
+    plan_text, events, expected = CASES["instalments-and-refund"]
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(plan_text)
+    path = tmp_path / "events.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in events))
+    dsn = f"chdb://{tmp_path / 'ch'}"
+    code = (
+        "import json, sys\n"
+        "from sinks.clickhouse import Store\n"
+        "s = Store(sys.argv[1]); s.ensure_schema()\n"
+        "print(json.dumps({f'{r}|{p}': str(a) for (r, p, c), a in s.exact_totals().items()}))\n"
+    )
+    for _ in range(2):  # a second replay into the same store changes nothing
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "comstream.cli",
+                "replay",
+                str(path),
+                "--plan",
+                str(plan),
+                "--clickhouse",
+                dsn,
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stderr
+    stored = subprocess.run(
+        [sys.executable, "-c", code, dsn], capture_output=True, text=True, timeout=120
+    )
+    assert stored.returncode == 0, stored.stderr
+    got = json.loads(stored.stdout)
+    assert got == {f"{r}|{p}": a for (r, p), a in expected.items()}
