@@ -229,7 +229,8 @@ class Store:
         """Rows of a read query, as tuples."""
         with self._lock:
             try:
-                return list(self._client.query(sql, parameters=parameters).result_rows)
+                rows = self._client.query(sql, parameters=parameters).result_rows
+                return [tuple(row) for row in rows]
             except Exception as exc:
                 raise SinkError(f"ClickHouse query failed: {exc}") from exc
 
