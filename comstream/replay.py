@@ -54,29 +54,27 @@ def read_event_file(path: Path) -> Iterator[Event]:
 
 @dataclass
 class ReplayResult:
+    engine: Engine = field(default_factory=Engine)
     deltas: list[CommissionDelta] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     events: int = 0
 
     def totals(self) -> dict[tuple[str, str, str], Decimal]:
         """(rep, booked period, currency) -> sum of delta amounts."""
-        out: dict[tuple[str, str, str], Decimal] = defaultdict(Decimal)
-        for d in self.deltas:
-            out[(d.rep_id, d.booked_period, d.currency)] += d.amount
-        return dict(out)
+        return self.engine.totals()
 
     def rep_totals(self) -> dict[tuple[str, str], Decimal]:
         """(rep, currency) -> total over all periods."""
         out: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
-        for d in self.deltas:
-            out[(d.rep_id, d.currency)] += d.amount
+        for (rep, _, currency), amount in self.totals().items():
+            out[(rep, currency)] += amount
         return dict(out)
 
 
 def replay(events: Iterable[Event], plan_files: Sequence[Path] = ()) -> ReplayResult:
     """Run the engine over plan files and then events."""
-    engine = Engine()
     result = ReplayResult()
+    engine = result.engine
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
     plans: list[Event] = [plan_event(p, epoch) for p in plan_files]
     for event in itertools.chain(plans, events):
