@@ -24,7 +24,7 @@ import json
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -342,6 +342,31 @@ class Store:
             LeaderRow(i + 1, r[0], r[1], Decimal(r[2]), Decimal(r[3]), int(r[4]))
             for i, r in enumerate(rows)
         ]
+
+    def period_sums_before(
+        self, period: str, before: datetime, rep_ids: Sequence[str] | None = None
+    ) -> dict[tuple[str, str], Decimal]:
+        """Per (rep, currency): the commission booked in ``period`` by deltas whose
+        ``occurred_at`` is before ``before`` (an aware instant), each delta id once.
+        With ``rep_ids``, only those reps. The leaderboard's "change since yesterday" is a
+        rep's period total minus this sum at the start of today."""
+        if before.tzinfo is None:
+            raise ValueError("before must be timezone-aware")
+        where = "PREWHERE booked_period = {p:String}"
+        params: dict[str, Any] = {"p": period, "t": before.astimezone(UTC)}
+        if rep_ids is not None:
+            if not rep_ids:
+                return {}
+            where += " AND rep_id IN {reps:Array(String)}"
+            params["reps"] = sorted(set(rep_ids))
+        rows = self.query(
+            "SELECT rep_id, currency, sum(amount) FROM ("
+            "SELECT delta_id, rep_id, currency, amount FROM commission_deltas "
+            f"{where} WHERE occurred_at < {{t:DateTime64(3, 'UTC')}} "
+            "LIMIT 1 BY delta_id) GROUP BY rep_id, currency",
+            params,
+        )
+        return {(r[0], r[1]): Decimal(r[2]) for r in rows}
 
     def periods(self) -> list[str]:
         """Booked periods present, newest first."""
