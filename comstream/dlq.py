@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +35,7 @@ class StoredLetter:
 
 
 def read_letters(settings: Settings) -> Iterator[StoredLetter]:
-    """Every dead letter, in topic order."""
+    """Every dead letter, in topic order, repeats included (see :func:`distinct`)."""
     for msg in read_whole(settings.bootstrap, settings.topics.dlq):
         if msg.value is None:
             continue
@@ -43,6 +43,23 @@ def read_letters(settings: Settings) -> Iterator[StoredLetter]:
             yield StoredLetter(msg.offset, decode_dead_letter(msg.value))
         except CodecError as exc:  # only the worker writes here; show, do not hide
             print(f"dlq offset {msg.offset}: unreadable record: {exc}", file=sys.stderr)
+
+
+def distinct(letters: Iterable[StoredLetter]) -> list[StoredLetter]:
+    """One letter per source message (topic, partition, offset): the first one written.
+
+    The worker is at-least-once: killed after sending a dead letter and before committing
+    the message's offset, it reads the message again on restart and sends the same letter
+    a second time. Both name the same source position, so a person sees one."""
+    seen: set[tuple[str, int, int]] = set()
+    out: list[StoredLetter] = []
+    for s in letters:
+        r = s.record
+        position = (r.topic, r.partition, r.offset)
+        if position not in seen:
+            seen.add(position)
+            out.append(s)
+    return out
 
 
 def select(
@@ -78,7 +95,7 @@ def _as_json(s: StoredLetter) -> dict[str, Any]:
 
 
 def list_command(settings: Settings, reasons: Sequence[str], as_json: bool) -> int:
-    letters = select(list(read_letters(settings)), reasons, ())
+    letters = select(distinct(read_letters(settings)), reasons, ())
     if as_json:
         for s in letters:
             print(json.dumps(_as_json(s), ensure_ascii=False))
@@ -102,7 +119,7 @@ def list_command(settings: Settings, reasons: Sequence[str], as_json: bool) -> i
 def replay_command(
     settings: Settings, reasons: Sequence[str], offsets: Sequence[int], dry_run: bool
 ) -> int:
-    chosen = select(list(read_letters(settings)), reasons, offsets)
+    chosen = select(distinct(read_letters(settings)), reasons, offsets)
     if not chosen:
         print("no dead letters selected")
         return 0
