@@ -23,6 +23,7 @@ from rich.table import Table
 
 from processors.engine import Engine
 from processors.events import CommissionDelta, DeadLetter, Event
+from processors.facts import Fact, state_facts
 from schemas.container import read_events
 from schemas.errors import EventFormatError
 from schemas.jsonl import format_event, parse_event
@@ -87,6 +88,17 @@ def replay(events: Iterable[Event], plan_files: Sequence[Path] = ()) -> ReplayRe
     return result
 
 
+def replay_facts(result: ReplayResult) -> list[Fact]:
+    """The BI facts (:mod:`processors.facts`) of the replay's final stage states: the
+    same rows the streaming path converges to."""
+    engine = result.engine
+    return state_facts(
+        engine.order_states().values(),
+        engine.customer_states().values(),
+        engine.reps.values(),
+    )
+
+
 def _totals_table(result: ReplayResult) -> Table:
     table = Table(title="commission by rep and period")
     for col, justify in (
@@ -113,8 +125,10 @@ def replay_command(args: argparse.Namespace) -> int:
         store = Store(args.clickhouse)
         store.ensure_schema()
         n = store.insert_deltas(result.deltas, source=f"replay:{Path(args.events).name}")
+        facts = replay_facts(result)
+        store.insert_facts(facts)
         store.close()
-        print(f"inserted {n} deltas into {args.clickhouse}", file=sys.stderr)
+        print(f"inserted {n} deltas and {len(facts)} facts into {args.clickhouse}", file=sys.stderr)
     if args.json:
         print(
             json.dumps(

@@ -104,6 +104,14 @@ class Engine:
     def rep_state(self, rep_id: str) -> RepState | None:
         return self._rep_states.get(rep_id)
 
+    def order_states(self) -> Mapping[str, OrderState]:
+        """Every order stage state, by order_id (read-only; for BI facts)."""
+        return self._orders
+
+    def customer_states(self) -> Mapping[str, CustomerState]:
+        """Every customer stage state, by customer_id (read-only; for BI facts)."""
+        return self._customers
+
     def uncredited_orders(self) -> list[str]:
         """Ids of accepted orders that no rep is credited with yet (for reconciliation)."""
         return sorted(

@@ -23,7 +23,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
-from . import customers, events, messages, orders, reps
+from . import customers, events, facts, messages, orders, reps
 from .errors import SerdeError
 from .pmap import PMap
 
@@ -58,6 +58,12 @@ _CLASSES: tuple[type[Any], ...] = (
     orders.OrderState,
     reps.PeriodSums,
     reps.RepState,
+    # BI facts (processors.facts)
+    facts.FactLine,
+    facts.FactCredit,
+    facts.OrderFact,
+    facts.CustomerFact,
+    facts.RepFact,
 )
 REGISTRY: dict[str, type[Any]] = {cls.__name__: cls for cls in _CLASSES}
 """Every type :func:`dumps` accepts, by the tag it writes."""

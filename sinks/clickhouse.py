@@ -32,6 +32,9 @@ import clickhouse_connect
 
 from processors.errors import ComstreamError
 from processors.events import CommissionDelta, DeltaKind
+from processors.facts import Fact
+
+from .facts import BI_DDL, REP_DAY_REBUILD, fact_tables
 
 
 class SinkError(ComstreamError):
@@ -238,30 +241,53 @@ class Store:
         """Create the tables and views if they do not exist (idempotent), then make sure
         the rollup agrees with the ledger (a crash between the two writes of one insert
         could leave it behind); rebuild it if not."""
-        for ddl in DDL:
+        for ddl in (*DDL, *BI_DDL):
             self._command(ddl)
         self.repair_rollups()
 
     def repair_rollups(self) -> bool:
-        """Rebuild ``rep_period_totals`` from the ledger if the two disagree. Returns
-        whether a rebuild was needed."""
+        """Rebuild ``rep_period_totals`` and ``rep_day_totals`` from the ledger where they
+        disagree with it. Returns whether a rebuild was needed."""
         ledger = self.query("SELECT count(), sum(amount) FROM commission_deltas FINAL")[0]
-        rollup = self.query("SELECT sum(deltas), sum(amount) FROM rep_period_totals")[0]
-        if int(ledger[0]) == int(rollup[0] or 0) and Decimal(ledger[1] or 0) == Decimal(
-            rollup[1] or 0
+        repaired = False
+        for table, rebuild in (
+            (
+                "rep_period_totals",
+                """
+                INSERT INTO rep_period_totals
+                SELECT booked_period, rep_id, currency, sum(amount), sum(revenue_base), count()
+                FROM commission_deltas FINAL
+                GROUP BY booked_period, rep_id, currency
+                """,
+            ),
+            ("rep_day_totals", REP_DAY_REBUILD),
         ):
-            return False
-        self._command("OPTIMIZE TABLE commission_deltas FINAL")
-        self._command("TRUNCATE TABLE rep_period_totals")
-        self._command(
-            """
-            INSERT INTO rep_period_totals
-            SELECT booked_period, rep_id, currency, sum(amount), sum(revenue_base), count()
-            FROM commission_deltas FINAL
-            GROUP BY booked_period, rep_id, currency
-            """
-        )
-        return True
+            rollup = self.query(f"SELECT sum(deltas), sum(amount) FROM {table}")[0]
+            if int(ledger[0]) == int(rollup[0] or 0) and Decimal(ledger[1] or 0) == Decimal(
+                rollup[1] or 0
+            ):
+                continue
+            if not repaired:
+                self._command("OPTIMIZE TABLE commission_deltas FINAL")
+            repaired = True
+            self._command(f"TRUNCATE TABLE {table}")
+            self._command(rebuild)
+        return repaired
+
+    def insert_facts(self, facts: Sequence[Fact]) -> int:
+        """Insert BI facts (:mod:`processors.facts`): the latest version of each entity in
+        ``facts`` into ``sales_facts``/``orders``/``customers``/``reps``. Idempotent: the
+        tables keep the highest version per key (docs/bi.md). Returns the rows inserted.
+        Raises SinkError if ClickHouse did not acknowledge."""
+        total = 0
+        for table, (columns, rows) in fact_tables(facts).items():
+            with self._lock:
+                try:
+                    self._client.insert(table, rows, column_names=columns)
+                except Exception as exc:
+                    raise SinkError(f"insert into {table} failed: {exc}") from exc
+            total += len(rows)
+        return total
 
     def resume_offsets(self, topic: str) -> dict[int, int]:
         """For each partition of ``topic`` that the ledger holds rows from, the offset to
