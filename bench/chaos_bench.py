@@ -52,7 +52,7 @@ from tests.integration.test_bad_input import planted
 from tests.integration.test_pipeline import generated, n_dimension_events
 from tests.integration.workers import RunningWorker, deployment, free_port, launch, wait_until
 
-EVENTS_PER_ORDER = 2.67  # generated(): placed, payments, refunds, cancellations, CRM
+EVENTS_PER_ORDER = 2.55  # generated(): placed, payments, refunds, cancellations, CRM
 
 
 def kill(worker: RunningWorker) -> None:

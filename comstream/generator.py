@@ -85,7 +85,7 @@ def wall_clock() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass
+@dataclass(eq=False)  # identity: list.remove() on thousands of open orders stays cheap
 class _Open:
     order: OrderPlaced
     total: Decimal
