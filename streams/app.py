@@ -34,6 +34,7 @@ from schemas.errors import CodecError
 from sinks.clickhouse import Store
 
 from .dimensions import Dimensions
+from .live import LedgerSignal
 from .settings import Settings
 from .sink import DeltaSink
 
@@ -58,6 +59,7 @@ class WorkerState:
     dims: Dimensions
     counters: Counter[str] = field(default_factory=Counter)
     sink: DeltaSink | None = None
+    ledger_signal: LedgerSignal = field(default_factory=LedgerSignal)
 
 
 def build_app(ws: WorkerState) -> faust.App:

@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
@@ -28,8 +29,16 @@ log = logging.getLogger(__name__)
 class DeltaSink(threading.Thread):
     """Consumes deltas and inserts them; :meth:`stop` ends it after the current batch."""
 
-    def __init__(self, settings: Settings, store: Store) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        on_insert: Callable[[int], None] | None = None,
+    ) -> None:
+        """``on_insert(rows)`` is called from this thread after every insert that added
+        rows (the live leaderboard's wake-up); it must be quick and thread-safe."""
         super().__init__(name="comstream-sink", daemon=True)
+        self.on_insert = on_insert
         self.settings = settings
         self.store = store
         self.topic = settings.topics.deltas
@@ -114,6 +123,11 @@ class DeltaSink(threading.Thread):
                         return
             self.inserted += n
             self.skipped += len(batch) - n
+            if n and self.on_insert is not None:
+                try:
+                    self.on_insert(n)
+                except Exception:  # a listener's bug must not stop the sink
+                    log.exception("on_insert listener failed")
         if last:
             consumer.commit(
                 offsets=[TopicPartition(self.topic, p, o + 1) for p, o in last.items()],

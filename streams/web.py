@@ -12,11 +12,7 @@ import faust
 from faust.web import Request, Response, View
 
 from .app import WorkerState
-
-
-def _period_now() -> str:
-    now = datetime.now(UTC)
-    return f"{now.year:04d}-{now.month:02d}"
+from .web_ui import leaderboard_args, leaderboard_payload, register_ui_views
 
 
 def _jsonable(value: Any) -> Any:
@@ -30,7 +26,8 @@ def _jsonable(value: Any) -> Any:
 
 
 def register_views(app: faust.App, ws: WorkerState) -> None:
-    """Add ``/api/health``, ``/api/status``, ``/api/leaderboard`` and ``/api/totals``."""
+    """Add ``/api/health``, ``/api/status``, ``/api/leaderboard`` and ``/api/totals``,
+    then the web UI and the rest of the API (:func:`streams.web_ui.register_ui_views`)."""
 
     async def run(fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
@@ -77,31 +74,12 @@ def register_views(app: faust.App, ws: WorkerState) -> None:
             store = ws.store
             if store is None:
                 return no_store(self)
-            period = request.query.get("period") or _period_now()
             try:
-                limit = max(1, min(1000, int(request.query.get("limit", "20"))))
-            except ValueError:
-                return self.json({"error": "limit must be an integer"}, status=400)
-            rows = await run(store.leaderboard, period, limit)
-            reps = ws.dims.reps
-            return self.json(
-                {
-                    "period": period,
-                    "rows": [
-                        {
-                            "rank": r.rank,
-                            "rep_id": r.rep_id,
-                            "name": reps[r.rep_id].name if r.rep_id in reps else None,
-                            "team_id": reps[r.rep_id].team_id if r.rep_id in reps else None,
-                            "currency": r.currency,
-                            "commission": str(r.commission),
-                            "revenue_base": str(r.revenue_base.quantize(Decimal("0.01"))),
-                            "deltas": r.deltas,
-                        }
-                        for r in rows
-                    ],
-                }
-            )
+                period, team, region, limit = leaderboard_args(request)
+            except ValueError as exc:
+                return self.json({"error": str(exc)}, status=400)
+            body = await run(leaderboard_payload, ws, store, period, team, region, limit)
+            return self.json(body)
 
     @app.page("/api/totals")
     class Totals(View):
@@ -118,3 +96,5 @@ def register_views(app: faust.App, ws: WorkerState) -> None:
                     ]
                 }
             )
+
+    register_ui_views(app, ws)

@@ -40,7 +40,7 @@ def run_worker(settings: Settings, loglevel: str = "WARNING") -> None:
     app = build_app(ws)
     register_views(app, ws)
     if store is not None:
-        ws.sink = DeltaSink(settings, store)
+        ws.sink = DeltaSink(settings, store, on_insert=ws.ledger_signal.notify)
         ws.sink.start()
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
     try:

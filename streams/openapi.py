@@ -1,0 +1,321 @@
+"""The OpenAPI 3 document of the worker's ``/api`` routes, written by hand.
+
+A test checks that every route the app registers under ``/api`` is described here and
+that nothing here is missing from the app.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+Money = {"type": "string", "pattern": r"^-?\d+\.\d{2}$", "example": "123.45"}
+Fraction = {"type": "string", "description": "a decimal fraction as text", "example": "0.8125"}
+Period = {"type": "string", "pattern": r"^\d{4}-(\d{2}|Q[1-4])$", "example": "2026-11"}
+NullableString = {"type": "string", "nullable": True}
+
+_ERROR = {
+    "description": "error",
+    "content": {
+        "application/json": {
+            "schema": {"type": "object", "properties": {"error": {"type": "string"}}}
+        }
+    },
+}
+
+
+def _param(name: str, where: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": where,
+        "required": where == "path",
+        "schema": schema,
+        "description": description,
+    }
+
+
+PERIOD_Q = _param("period", "query", Period, "booked period; default: the current UTC month")
+TEAM_Q = _param("team", "query", {"type": "string"}, "only reps of this team (ranks within it)")
+REGION_Q = _param("region", "query", {"type": "string"}, "only reps of this region")
+LIMIT_Q = _param(
+    "limit", "query", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 20}, "rows"
+)
+REP_P = _param("rep_id", "path", {"type": "string"}, "rep id")
+CUSTOMER_P = _param("customer_id", "path", {"type": "string"}, "customer id")
+LANG_Q = _param("lang", "query", {"type": "string", "enum": ["en", "zh"]}, "language")
+
+
+def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _get(
+    summary: str,
+    responses: dict[str, Any],
+    parameters: list[dict[str, Any]] | None = None,
+    tag: str = "worker",
+) -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": responses}
+    if parameters:
+        op["parameters"] = parameters
+    return {"get": op}
+
+
+_NO_SINK = {"404": _ERROR}
+
+SCHEMAS: dict[str, Any] = {
+    "LeaderRow": {
+        "type": "object",
+        "properties": {
+            "rank": {"type": "integer"},
+            "rep_id": {"type": "string"},
+            "name": NullableString,
+            "team_id": NullableString,
+            "region": NullableString,
+            "currency": {"type": "string"},
+            "commission": Money,
+            "revenue_base": Money,
+            "quota": {**Money, "nullable": True, "description": "revenue quota for the period"},
+            "attainment": {**Fraction, "nullable": True, "description": "revenue / quota"},
+            "change_today": {**Money, "description": "commission booked since 00:00 UTC"},
+            "deltas": {"type": "integer"},
+        },
+    },
+    "Leaderboard": {
+        "type": "object",
+        "properties": {
+            "period": Period,
+            "team": NullableString,
+            "region": NullableString,
+            "today_starts": {"type": "string", "format": "date-time"},
+            "generated_at": {"type": "string", "format": "date-time"},
+            "rows": {"type": "array", "items": _ref("LeaderRow")},
+        },
+    },
+    "Statement": {
+        "type": "object",
+        "properties": {
+            "rep_id": {"type": "string"},
+            "period": Period,
+            "lines": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "description": "one delta: order, rule, base, rate, earned fraction, "
+                    "cause; `explanation` says in words why it has its amount",
+                    "properties": {
+                        "delta_id": {"type": "string"},
+                        "kind": {
+                            "type": "string",
+                            "enum": ["commission", "adjustment", "accelerator"],
+                        },
+                        "order_id": NullableString,
+                        "customer_id": NullableString,
+                        "amount": Money,
+                        "currency": {"type": "string"},
+                        "occurred_at": {"type": "string", "format": "date-time"},
+                        "explanation": {"type": "string"},
+                    },
+                    "additionalProperties": True,
+                },
+            },
+            "totals": {"type": "object", "additionalProperties": True},
+        },
+    },
+    "Customer": {
+        "type": "object",
+        "properties": {
+            "customer": {"type": "object", "additionalProperties": True},
+            "orders": {"type": "array", "items": {"type": "object"}},
+            "favourite_categories": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "category": {"type": "string"},
+                        "revenue": Money,
+                        "orders": {"type": "integer"},
+                    },
+                },
+            },
+            "favourite_products": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "sku": {"type": "string"},
+                        "revenue": Money,
+                        "quantity": {"type": "string"},
+                    },
+                },
+            },
+            "loyalty": {
+                "type": "object",
+                "properties": {
+                    "orders_365d": {"type": "integer"},
+                    "tenure_days": {"type": "integer", "nullable": True},
+                    "first_order_at": {"type": "string", "nullable": True},
+                },
+            },
+            "open_payments": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "order_id": {"type": "string"},
+                        "total": Money,
+                        "paid": Money,
+                        "outstanding": Money,
+                    },
+                },
+            },
+            "commission": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "rep_id": {"type": "string"},
+                        "currency": {"type": "string"},
+                        "amount": Money,
+                    },
+                },
+            },
+        },
+    },
+}
+
+
+PATHS: dict[str, Any] = {
+    "/api/health": _get(
+        "Ready to serve (200) or not yet (503)",
+        {
+            "200": _json({"type": "object", "properties": {"ready": {"type": "boolean"}}}),
+            "503": _json({"type": "object"}, "not ready"),
+        },
+    ),
+    "/api/status": _get(
+        "Counters of this worker: events in, dead letters, deltas out and stored, plans",
+        {"200": _json({"type": "object", "additionalProperties": True})},
+    ),
+    "/api/leaderboard": _get(
+        "Reps ranked by commission booked in a period, with revenue, attainment against "
+        "quota and the change since 00:00 UTC",
+        {"200": _json(_ref("Leaderboard")), "400": _ERROR, **_NO_SINK},
+        [PERIOD_Q, TEAM_Q, REGION_Q, LIMIT_Q],
+        "leaderboard",
+    ),
+    "/api/leaderboard/stream": _get(
+        "Server-sent events: a `leaderboard` event (body as /api/leaderboard plus "
+        "`version`) at once and after every ledger change",
+        {
+            "200": {
+                "description": "an endless text/event-stream",
+                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            },
+            "400": _ERROR,
+            **_NO_SINK,
+        },
+        [PERIOD_Q, TEAM_Q, REGION_Q, LIMIT_Q],
+        "leaderboard",
+    ),
+    "/api/filters": _get(
+        "Teams, regions and booked periods to filter the leaderboard by",
+        {
+            "200": _json(
+                {
+                    "type": "object",
+                    "properties": {
+                        "teams": {"type": "array", "items": {"type": "string"}},
+                        "regions": {"type": "array", "items": {"type": "string"}},
+                        "periods": {"type": "array", "items": Period},
+                        "current_period": Period,
+                    },
+                }
+            )
+        },
+        tag="leaderboard",
+    ),
+    "/api/totals": _get(
+        "Exact per-rep, per-period, per-currency totals from the ledger",
+        {
+            "200": _json(
+                {
+                    "type": "object",
+                    "properties": {
+                        "totals": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "rep_id": {"type": "string"},
+                                    "period": Period,
+                                    "currency": {"type": "string"},
+                                    "amount": Money,
+                                },
+                            },
+                        }
+                    },
+                }
+            ),
+            **_NO_SINK,
+        },
+    ),
+    "/api/performance": _get(
+        "Performance statistics by rep, team, customer, product, category, region and "
+        "time, with the change against the previous period (same query options as "
+        "`comstream report performance`)",
+        {"200": _json({"type": "object", "additionalProperties": True}), "400": _ERROR},
+        [
+            _param("by", "query", {"type": "string"}, "dimensions, comma-separated"),
+            PERIOD_Q,
+        ],
+        "bi",
+    ),
+    "/api/customers/{customer_id}": _get(
+        "A customer: CRM facts, orders, favourite categories and products, loyalty, "
+        "open payments and the commission generated",
+        {"200": _json(_ref("Customer")), "404": _ERROR},
+        [CUSTOMER_P],
+        "bi",
+    ),
+    "/api/reps/{rep_id}/statement": _get(
+        "A rep's statement for a period: every delta with its explanation, and totals",
+        {"200": _json(_ref("Statement")), "400": _ERROR, **_NO_SINK},
+        [REP_P, PERIOD_Q],
+        "bi",
+    ),
+    "/api/reps/{rep_id}/statement.html": _get(
+        "The same statement as a printable HTML page",
+        {
+            "200": {
+                "description": "HTML",
+                "content": {"text/html": {"schema": {"type": "string"}}},
+            },
+            "400": _ERROR,
+        },
+        [REP_P, PERIOD_Q, LANG_Q],
+        "bi",
+    ),
+    "/api/openapi.json": _get(
+        "This document",
+        {"200": _json({"type": "object"})},
+    ),
+}
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI 3.0 document (a fresh dict each call)."""
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "comstream worker API",
+            "version": "1",
+            "description": "Leaderboards, statements, customers and performance from the "
+            "commission ledger. Money is a decimal string; instants are ISO 8601 UTC.",
+        },
+        "paths": PATHS,
+        "components": {"schemas": SCHEMAS},
+    }

@@ -1,0 +1,718 @@
+// comstream web UI: the live leaderboard, a rep's statement and a customer page, drawn
+// from the worker's JSON API. Plain JavaScript, no dependencies, no network beyond the
+// worker. Every UI string comes from the catalogue below (English and Chinese).
+"use strict";
+
+const I18N = {
+  en: {
+    brand: "comstream",
+    leaderboard: "Live leaderboard",
+    period: "Period",
+    team: "Team",
+    region: "Region",
+    all: "All",
+    rank: "#",
+    rep: "Rep",
+    name: "Name",
+    commission: "Commission",
+    revenue: "Revenue",
+    attainment: "Attainment",
+    change_today: "Since yesterday",
+    live: "live",
+    connecting: "connecting…",
+    updated: "updated",
+    no_rows: "No commission booked in this period yet.",
+    statement: "Statement",
+    statement_of: "Statement of",
+    printable: "Printable statement",
+    date: "Date",
+    kind: "Kind",
+    order: "Order",
+    customer: "Customer",
+    cause: "Cause",
+    amount: "Amount",
+    cumulative: "Cumulative",
+    explanation: "Explanation",
+    why: "why?",
+    expand_all: "Show all explanations",
+    collapse_all: "Hide all explanations",
+    totals: "Totals",
+    total: "Total",
+    earnings_chart: "Earnings through the period",
+    attainment_chart: "Attainment against quota",
+    quota: "Quota",
+    no_quota: "No quota in this rep's plan",
+    no_lines: "No statement lines for this period.",
+    kind_commission: "commission",
+    kind_adjustment: "adjustment",
+    kind_accelerator: "accelerator",
+    customer_page: "Customer",
+    crm: "CRM facts",
+    loyalty: "Loyalty",
+    orders_365d: "Orders in the last 365 days",
+    tenure_days: "Tenure (days)",
+    first_order_at: "First order",
+    orders: "Purchase history",
+    favourite_categories: "Favourite categories",
+    favourite_products: "Favourite products",
+    category: "Category",
+    sku: "Product",
+    quantity: "Quantity",
+    open_payments: "Open payments",
+    paid: "Paid",
+    outstanding: "Outstanding",
+    commission_generated: "Commission generated",
+    none: "None",
+    not_found: "Not found",
+    error: "Could not load",
+    back: "Leaderboard",
+  },
+  zh: {
+    brand: "comstream 提成",
+    leaderboard: "实时排行榜",
+    period: "期间",
+    team: "团队",
+    region: "区域",
+    all: "全部",
+    rank: "名次",
+    rep: "销售代表",
+    name: "姓名",
+    commission: "提成",
+    revenue: "收入",
+    attainment: "完成率",
+    change_today: "较昨日",
+    live: "实时",
+    connecting: "连接中…",
+    updated: "更新于",
+    no_rows: "本期间尚无提成。",
+    statement: "提成报表",
+    statement_of: "提成报表：",
+    printable: "可打印报表",
+    date: "日期",
+    kind: "类型",
+    order: "订单",
+    customer: "客户",
+    cause: "原因",
+    amount: "金额",
+    cumulative: "累计",
+    explanation: "说明",
+    why: "为什么？",
+    expand_all: "显示全部说明",
+    collapse_all: "隐藏全部说明",
+    totals: "合计",
+    total: "总计",
+    earnings_chart: "本期累计提成",
+    attainment_chart: "指标完成情况",
+    quota: "指标",
+    no_quota: "该代表的方案没有指标",
+    no_lines: "本期间没有报表行。",
+    kind_commission: "提成",
+    kind_adjustment: "调整",
+    kind_accelerator: "加速",
+    customer_page: "客户视图",
+    crm: "客户资料",
+    loyalty: "忠诚度",
+    orders_365d: "近365天订单数",
+    tenure_days: "合作天数",
+    first_order_at: "首次下单",
+    orders: "购买记录",
+    favourite_categories: "偏好品类",
+    favourite_products: "偏好产品",
+    category: "品类",
+    sku: "产品",
+    quantity: "数量",
+    open_payments: "未结款项",
+    paid: "已付",
+    outstanding: "未付",
+    commission_generated: "产生的提成",
+    none: "无",
+    not_found: "未找到",
+    error: "无法加载",
+    back: "排行榜",
+  },
+};
+
+function chooseLang() {
+  const q = new URLSearchParams(location.search).get("lang");
+  if (q === "en" || q === "zh") {
+    localStorage.setItem("comstream.lang", q);
+    return q;
+  }
+  const saved = localStorage.getItem("comstream.lang");
+  return saved === "zh" ? "zh" : "en";
+}
+
+let LANG = chooseLang();
+
+function t(key) {
+  return (I18N[LANG] && I18N[LANG][key]) || I18N.en[key] || key;
+}
+
+// ---- small helpers -------------------------------------------------------------------
+
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k === "class") el.className = v;
+    else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else el.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+function s(tag, attrs, ...children) {
+  const el = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, String(v));
+  for (const c of children) el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return el;
+}
+
+// Money arrives as decimal text; group digits without going through a float.
+function money(text) {
+  if (text === null || text === undefined || text === "") return "—";
+  const str = String(text);
+  const neg = str.startsWith("-");
+  const [int, frac] = (neg ? str.slice(1) : str).split(".");
+  const grouped = int.replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+  return (neg ? "-" : "") + grouped + (frac !== undefined ? "." + frac : "");
+}
+
+function signed(text) {
+  if (text === null || text === undefined) return "—";
+  const str = String(text);
+  return str.startsWith("-") ? money(str) : "+" + money(str);
+}
+
+function percent(fraction) {
+  if (fraction === null || fraction === undefined || fraction === "") return "—";
+  return (Number(fraction) * 100).toFixed(1) + "%";
+}
+
+function when(iso) {
+  if (!iso) return "—";
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return String(iso);
+  return d.toISOString().slice(0, 16).replace("T", " ");
+}
+
+function withLang(url) {
+  const u = new URL(url, location.origin);
+  u.searchParams.set("lang", LANG);
+  return u.pathname + u.search;
+}
+
+async function getJSON(url) {
+  const r = await fetch(url, { headers: { Accept: "application/json" } });
+  let body = null;
+  try {
+    body = await r.json();
+  } catch (_) {
+    body = null;
+  }
+  if (!r.ok) {
+    const err = new Error((body && body.error) || r.status + " " + r.statusText);
+    err.status = r.status;
+    throw err;
+  }
+  return body;
+}
+
+function errorBox(err) {
+  const what = err && err.status === 404 ? t("not_found") : t("error");
+  return h("p", { class: "error" }, what + ": " + (err && err.message ? err.message : err));
+}
+
+function table(headers, rows, attrs) {
+  return h(
+    "table",
+    attrs || {},
+    h("thead", {}, h("tr", {}, headers.map((x) => h("th", {}, x)))),
+    h("tbody", {}, rows),
+  );
+}
+
+function kv(pairs) {
+  return h(
+    "dl",
+    { class: "kv" },
+    pairs.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v === null || v === undefined ? "—" : v)]),
+  );
+}
+
+const main = () => document.getElementById("main");
+const params = () => new URLSearchParams(location.search);
+
+function setParam(name, value) {
+  const u = new URL(location.href);
+  if (value) u.searchParams.set(name, value);
+  else u.searchParams.delete(name);
+  history.replaceState(null, "", u.pathname + u.search);
+}
+
+// ---- leaderboard ---------------------------------------------------------------------
+
+let stream = null;
+let lastBoard = null;
+
+function attainmentCell(row) {
+  if (row.attainment === null || row.attainment === undefined) return h("td", { class: "num" }, "—");
+  const pct = Math.max(0, Math.min(1.5, Number(row.attainment)));
+  const bar = s(
+    "svg",
+    { width: 60, height: 8, class: "bar", "aria-hidden": "true" },
+    s("rect", { x: 0, y: 0, width: 60, height: 8, rx: 2, class: "bar-bg" }),
+    s("rect", { x: 0, y: 0, width: (60 * pct) / 1.5, height: 8, rx: 2, class: pct >= 1 ? "bar-hit" : "bar-fg" }),
+    s("line", { x1: 40, y1: 0, x2: 40, y2: 8, class: "bar-quota" }),
+  );
+  return h("td", { class: "num attainment" }, percent(row.attainment), " ", bar);
+}
+
+function renderBoard(board, previous) {
+  const before = new Map();
+  for (const r of (previous && previous.rows) || []) before.set(r.rep_id + "|" + r.currency, r.commission);
+  const period = board.period;
+  const rows = board.rows.map((r) => {
+    const key = r.rep_id + "|" + r.currency;
+    const changed = before.size > 0 && before.get(key) !== r.commission;
+    const up = !String(r.change_today).startsWith("-") && Number(r.change_today) !== 0;
+    return h(
+      "tr",
+      { "data-rep": r.rep_id, class: changed ? "flash" : null },
+      h("td", { class: "num rank" }, r.rank),
+      h("td", {}, h("a", { href: withLang(`/reps/${encodeURIComponent(r.rep_id)}?period=${period}`) }, r.rep_id)),
+      h("td", {}, r.name || "—"),
+      h("td", {}, r.team_id || "—"),
+      h("td", { class: "num commission" }, money(r.commission), h("span", { class: "cur" }, " " + r.currency)),
+      h("td", { class: "num revenue" }, money(r.revenue_base)),
+      attainmentCell(r),
+      h("td", { class: "num change " + (up ? "up" : Number(r.change_today) < 0 ? "down" : "") }, signed(r.change_today)),
+    );
+  });
+  const holder = document.getElementById("board");
+  if (!holder) return;
+  holder.replaceChildren(
+    rows.length
+      ? table(
+          [t("rank"), t("rep"), t("name"), t("team"), t("commission"), t("revenue"), t("attainment"), t("change_today")],
+          rows,
+          { id: "leaderboard", class: "grid", "data-version": board.version === undefined ? "" : board.version },
+        )
+      : h("p", { class: "muted", id: "leaderboard-empty" }, t("no_rows")),
+  );
+  const status = document.getElementById("live-status");
+  if (status) {
+    status.className = "live on";
+    status.textContent = `● ${t("live")} · ${t("updated")} ${new Date().toLocaleTimeString()}`;
+  }
+}
+
+function connect() {
+  if (stream) stream.close();
+  const p = params();
+  const q = new URLSearchParams();
+  for (const k of ["period", "team", "region"]) if (p.get(k)) q.set(k, p.get(k));
+  q.set("limit", "50");
+  const status = document.getElementById("live-status");
+  if (status) {
+    status.className = "live";
+    status.textContent = t("connecting");
+  }
+  stream = new EventSource("/api/leaderboard/stream?" + q.toString());
+  stream.addEventListener("leaderboard", (ev) => {
+    const board = JSON.parse(ev.data);
+    renderBoard(board, lastBoard);
+    lastBoard = board;
+  });
+  stream.onerror = () => {
+    const st = document.getElementById("live-status");
+    if (st) {
+      st.className = "live";
+      st.textContent = t("connecting");
+    }
+  };
+}
+
+function select(id, label, options, value, onchange) {
+  return h(
+    "label",
+    { class: "filter" },
+    label + " ",
+    h(
+      "select",
+      { id, onchange: (e) => onchange(e.target.value) },
+      options.map(([v, text]) => h("option", { value: v, selected: v === value }, text)),
+    ),
+  );
+}
+
+async function leaderboardPage() {
+  document.title = t("leaderboard") + " · comstream";
+  const root = main();
+  root.replaceChildren(
+    h("div", { class: "head" }, h("h1", {}, t("leaderboard")), h("span", { id: "live-status", class: "live" }, t("connecting"))),
+    h("div", { id: "filters", class: "filters" }),
+    h("div", { id: "board" }),
+  );
+  let filters = { teams: [], regions: [], periods: [], current_period: "" };
+  try {
+    filters = await getJSON("/api/filters");
+  } catch (err) {
+    root.append(errorBox(err));
+  }
+  const p = params();
+  const period = p.get("period") || filters.current_period;
+  const change = (name) => (value) => {
+    setParam(name, value);
+    lastBoard = null;
+    connect();
+  };
+  document.getElementById("filters").replaceChildren(
+    select("filter-period", t("period"), filters.periods.map((x) => [x, x]), period, change("period")),
+    select("filter-team", t("team"), [["", t("all")], ...filters.teams.map((x) => [x, x])], p.get("team") || "", change("team")),
+    select("filter-region", t("region"), [["", t("all")], ...filters.regions.map((x) => [x, x])], p.get("region") || "", change("region")),
+  );
+  connect();
+}
+
+// ---- rep page ------------------------------------------------------------------------
+
+function lineCause(line) {
+  return line.cause_event_type || line.cause || "";
+}
+
+function earningsChart(lines, period) {
+  const W = 640, H = 220, L = 64, R = 16, T = 16, B = 32;
+  const currency = lines.length ? lines[0].currency : "";
+  const pts = [];
+  let sum = 0;
+  for (const ln of lines) {
+    if (ln.currency !== currency) continue;
+    sum += Number(ln.amount);
+    pts.push([new Date(ln.occurred_at).getTime(), sum]);
+  }
+  const svg = s("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart", id: "earnings-chart", role: "img" });
+  svg.append(s("title", {}, t("earnings_chart")));
+  if (!pts.length) return svg;
+  let x0 = pts[0][0], x1 = pts[pts.length - 1][0];
+  const m = /^(\d{4})-(\d{2})$/.exec(period || "");
+  if (m) {
+    x0 = Date.UTC(+m[1], +m[2] - 1, 1);
+    x1 = Math.max(x1, Math.min(Date.UTC(+m[1], +m[2], 1), Date.now()));
+  }
+  if (x1 <= x0) x1 = x0 + 1;
+  const ys = pts.map((p) => p[1]);
+  let y0 = Math.min(0, ...ys), y1 = Math.max(0, ...ys);
+  if (y1 === y0) y1 = y0 + 1;
+  const X = (x) => L + ((x - x0) / (x1 - x0)) * (W - L - R);
+  const Y = (y) => T + (1 - (y - y0) / (y1 - y0)) * (H - T - B);
+  for (let i = 0; i <= 4; i++) {
+    const v = y0 + ((y1 - y0) * i) / 4;
+    svg.append(s("line", { x1: L, x2: W - R, y1: Y(v), y2: Y(v), class: "grid-line" }));
+    svg.append(s("text", { x: L - 6, y: Y(v) + 4, class: "axis", "text-anchor": "end" }, money(v.toFixed(0))));
+  }
+  for (const x of [x0, (x0 + x1) / 2, x1]) {
+    svg.append(s("text", { x: X(x), y: H - 10, class: "axis", "text-anchor": "middle" }, new Date(x).toISOString().slice(5, 10)));
+  }
+  let d = `M ${X(x0)} ${Y(0)}`;
+  for (const [x, y] of pts) d += ` H ${X(x).toFixed(1)} V ${Y(y).toFixed(1)}`;
+  d += ` H ${X(x1).toFixed(1)}`;
+  svg.append(s("path", { d, class: "earn-line" }));
+  const last = pts[pts.length - 1];
+  svg.append(s("circle", { cx: X(last[0]), cy: Y(last[1]), r: 3.5, class: "earn-dot" }));
+  svg.append(s("text", { x: W - R, y: T + 12, class: "axis strong", "text-anchor": "end" }, `${money(sum.toFixed(2))} ${currency}`));
+  return svg;
+}
+
+function attainmentChart(row) {
+  if (!row || row.attainment === null || row.attainment === undefined) {
+    return h("p", { class: "muted", id: "attainment-chart" }, t("no_quota"));
+  }
+  const W = 640, H = 64, L = 8, R = 8;
+  const a = Number(row.attainment);
+  const max = Math.max(1.5, a * 1.1);
+  const X = (v) => L + (v / max) * (W - L - R);
+  const svg = s("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart", id: "attainment-chart", role: "img" });
+  svg.append(s("title", {}, t("attainment_chart")));
+  svg.append(s("rect", { x: L, y: 14, width: W - L - R, height: 18, rx: 3, class: "bar-bg" }));
+  svg.append(s("rect", { x: L, y: 14, width: Math.max(0, X(a) - L), height: 18, rx: 3, class: a >= 1 ? "bar-hit" : "bar-fg" }));
+  svg.append(s("line", { x1: X(1), x2: X(1), y1: 8, y2: 38, class: "bar-quota" }));
+  svg.append(s("text", { x: X(1), y: 52, class: "axis", "text-anchor": "middle" }, `${t("quota")} ${money(row.quota)}`));
+  svg.append(s("text", { x: Math.min(X(a) + 6, W - 60), y: 28, class: "axis strong" }, percent(row.attainment)));
+  return svg;
+}
+
+function totalsBlock(totals) {
+  if (!totals || typeof totals !== "object") return h("p", { class: "muted" }, "—");
+  const cur = totals.currencies || totals.by_currency;
+  if (cur && typeof cur === "object") {
+    const rows = [];
+    for (const [c, e] of Object.entries(cur)) {
+      const kinds = e.by_kind || {};
+      for (const [k, v] of Object.entries(kinds)) {
+        rows.push(h("tr", { class: "kind-" + k }, h("td", {}, c), h("td", {}, t("kind_" + k)), h("td", { class: "num" }, money(v))));
+      }
+      rows.push(h("tr", { class: "total" }, h("td", {}, c), h("th", {}, t("total")), h("td", { class: "num" }, money(e.total))));
+    }
+    return table(["", t("kind"), t("amount")], rows, { class: "grid narrow", id: "totals" });
+  }
+  const pairs = [];
+  const walk = (prefix, obj) => {
+    for (const [k, v] of Object.entries(obj)) {
+      if (v && typeof v === "object" && !Array.isArray(v)) walk(prefix + k + " · ", v);
+      else pairs.push([prefix + k, typeof v === "string" && /^-?\d+\.\d+$/.test(v) ? money(v) : String(v)]);
+    }
+  };
+  walk("", totals);
+  return h("div", { id: "totals" }, kv(pairs));
+}
+
+function statementRows(lines) {
+  const out = [];
+  lines.forEach((ln, i) => {
+    const id = "why-" + i;
+    const order = ln.order_id
+      ? ln.customer_id
+        ? h("a", { href: withLang(`/customers/${encodeURIComponent(ln.customer_id)}`), class: "order-link" }, ln.order_id)
+        : ln.order_id
+      : "—";
+    const kindText = t("kind_" + ln.kind);
+    const row = h(
+      "tr",
+      { class: "line kind-" + ln.kind, "data-delta": ln.delta_id, "aria-controls": id },
+      h("td", {}, when(ln.occurred_at)),
+      h("td", {}, h("span", { class: "badge " + ln.kind }, kindText)),
+      h("td", {}, order),
+      h("td", {}, lineCause(ln)),
+      h("td", { class: "num amount" }, money(ln.amount), h("span", { class: "cur" }, " " + (ln.currency || ""))),
+      h("td", { class: "num" }, money(ln.cumulative)),
+      h("td", {}, h("button", { type: "button", class: "why", "aria-expanded": "false" }, t("why"))),
+    );
+    const explain = h(
+      "tr",
+      { class: "explain", id, hidden: true },
+      h("td", { colspan: 7 }, h("div", { class: "explanation" }, ln.explanation || "—")),
+    );
+    const toggle = (e) => {
+      if (e.target.closest("a")) return;
+      explain.hidden = !explain.hidden;
+      row.querySelector("button.why").setAttribute("aria-expanded", String(!explain.hidden));
+      row.classList.toggle("open", !explain.hidden);
+    };
+    row.addEventListener("click", toggle);
+    out.push(row, explain);
+  });
+  return out;
+}
+
+async function repPage(repId) {
+  const p = params();
+  const root = main();
+  root.replaceChildren(h("p", { class: "muted" }, "…"));
+  let filters = { current_period: "" };
+  try {
+    filters = await getJSON("/api/filters");
+  } catch (_) {
+    /* the page still works with an explicit period */
+  }
+  const period = p.get("period") || filters.current_period;
+  document.title = `${t("statement")} ${repId} ${period} · comstream`;
+  let stmt, board;
+  try {
+    [stmt, board] = await Promise.all([
+      getJSON(`/api/reps/${encodeURIComponent(repId)}/statement?period=${encodeURIComponent(period)}`),
+      getJSON(`/api/leaderboard?period=${encodeURIComponent(period)}&limit=1000`).catch(() => ({ rows: [] })),
+    ]);
+  } catch (err) {
+    root.replaceChildren(h("h1", {}, `${t("statement_of")} ${repId}`), errorBox(err));
+    return;
+  }
+  const row = (board.rows || []).find((r) => r.rep_id === repId);
+  const lines = stmt.lines || [];
+  let open = false;
+  const expandAll = h("button", { type: "button", id: "expand-all" }, t("expand_all"));
+  expandAll.addEventListener("click", () => {
+    open = !open;
+    for (const tr of document.querySelectorAll("tr.explain")) tr.hidden = !open;
+    for (const tr of document.querySelectorAll("tr.line")) tr.classList.toggle("open", open);
+    expandAll.textContent = open ? t("collapse_all") : t("expand_all");
+  });
+  const periodSelect = h("input", { id: "period", value: period, size: 8 });
+  periodSelect.addEventListener("change", () => {
+    setParam("period", periodSelect.value);
+    repPage(repId);
+  });
+  root.replaceChildren(
+    h("p", { class: "crumbs" }, h("a", { href: withLang(`/?period=${period}`) }, "← " + t("back"))),
+    h(
+      "div",
+      { class: "head" },
+      h("h1", {}, `${t("statement_of")} ${row && row.name ? row.name + " (" + repId + ")" : repId}`),
+      h("label", { class: "filter" }, t("period") + " ", periodSelect),
+      h("a", { class: "button", id: "printable", href: `/api/reps/${encodeURIComponent(repId)}/statement.html?period=${encodeURIComponent(period)}&lang=${LANG}` }, t("printable")),
+    ),
+    row
+      ? kv([
+          [t("team"), row.team_id],
+          [t("region"), row.region],
+          [t("commission"), money(row.commission) + " " + row.currency],
+          [t("revenue"), money(row.revenue_base)],
+          [t("attainment"), percent(row.attainment)],
+        ])
+      : null,
+    h(
+      "div",
+      { class: "charts" },
+      h("section", {}, h("h2", {}, t("earnings_chart")), earningsChart(lines, period)),
+      h("section", {}, h("h2", {}, t("attainment_chart")), attainmentChart(row)),
+    ),
+    h("h2", {}, t("statement"), " ", expandAll),
+    lines.length
+      ? table(
+          [t("date"), t("kind"), t("order"), t("cause"), t("amount"), t("cumulative"), t("explanation")],
+          statementRows(lines),
+          { id: "statement", class: "grid" },
+        )
+      : h("p", { class: "muted" }, t("no_lines")),
+    h("h2", {}, t("totals")),
+    totalsBlock(stmt.totals),
+  );
+}
+
+// ---- customer page -------------------------------------------------------------------
+
+function categoryChart(items) {
+  const W = 420, rowH = 22, L = 110;
+  const svg = s("svg", { viewBox: `0 0 ${W} ${Math.max(rowH, items.length * rowH)}`, class: "chart", id: "category-chart", role: "img" });
+  const max = Math.max(1, ...items.map((x) => Number(x.revenue)));
+  items.forEach((x, i) => {
+    const w = ((W - L - 90) * Number(x.revenue)) / max;
+    svg.append(s("text", { x: L - 6, y: i * rowH + 15, class: "axis", "text-anchor": "end" }, x.category));
+    svg.append(s("rect", { x: L, y: i * rowH + 4, width: Math.max(1, w), height: 14, rx: 2, class: "bar-fg" }));
+    svg.append(s("text", { x: L + w + 6, y: i * rowH + 15, class: "axis" }, money(x.revenue)));
+  });
+  return svg;
+}
+
+function genericTable(items, id) {
+  if (!items || !items.length) return h("p", { class: "muted" }, t("none"));
+  const keys = Object.keys(items[0]).filter((k) => items[0][k] === null || typeof items[0][k] !== "object");
+  const rows = items.map((it) =>
+    h(
+      "tr",
+      {},
+      keys.map((k) => {
+        const v = it[k];
+        if (k === "customer_id" || k === "rep_id" || v === null || v === undefined) return h("td", {}, v === null || v === undefined ? "—" : String(v));
+        if (typeof v === "string" && /^-?\d+\.\d{2}$/.test(v)) return h("td", { class: "num" }, money(v));
+        if (typeof v === "string" && /^\d{4}-\d{2}-\d{2}T/.test(v)) return h("td", {}, when(v));
+        return h("td", {}, String(v));
+      }),
+    ),
+  );
+  return table(keys.map((k) => I18N[LANG][k] || k.replace(/_/g, " ")), rows, { id, class: "grid" });
+}
+
+async function customerPage(customerId) {
+  const root = main();
+  document.title = `${t("customer_page")} ${customerId} · comstream`;
+  root.replaceChildren(h("p", { class: "muted" }, "…"));
+  let c;
+  try {
+    c = await getJSON(`/api/customers/${encodeURIComponent(customerId)}`);
+  } catch (err) {
+    root.replaceChildren(h("h1", {}, `${t("customer_page")} ${customerId}`), errorBox(err));
+    return;
+  }
+  const facts = c.customer || {};
+  const loyalty = c.loyalty || {};
+  root.replaceChildren(
+    h("p", { class: "crumbs" }, h("a", { href: withLang("/") }, "← " + t("back"))),
+    h("h1", { id: "customer-name" }, `${t("customer_page")}: ${facts.name || customerId}`),
+    h(
+      "div",
+      { class: "cols" },
+      h("section", {}, h("h2", {}, t("crm")), kv(Object.entries(facts).map(([k, v]) => [k.replace(/_/g, " "), v === null ? null : String(v)]))),
+      h(
+        "section",
+        {},
+        h("h2", {}, t("loyalty")),
+        kv([
+          [t("orders_365d"), loyalty.orders_365d],
+          [t("tenure_days"), loyalty.tenure_days],
+          [t("first_order_at"), when(loyalty.first_order_at)],
+        ]),
+        h("h2", {}, t("commission_generated")),
+        (c.commission || []).length
+          ? table(
+              [t("rep"), t("amount")],
+              c.commission.map((x) =>
+                h("tr", {}, h("td", {}, h("a", { href: withLang(`/reps/${encodeURIComponent(x.rep_id)}`) }, x.rep_id)), h("td", { class: "num" }, money(x.amount) + " " + x.currency)),
+              ),
+              { class: "grid narrow", id: "customer-commission" },
+            )
+          : h("p", { class: "muted" }, t("none")),
+      ),
+    ),
+    h(
+      "div",
+      { class: "cols" },
+      h("section", {}, h("h2", {}, t("favourite_categories")), (c.favourite_categories || []).length ? categoryChart(c.favourite_categories) : h("p", { class: "muted" }, t("none"))),
+      h(
+        "section",
+        {},
+        h("h2", {}, t("favourite_products")),
+        table(
+          [t("sku"), t("revenue"), t("quantity")],
+          (c.favourite_products || []).map((x) => h("tr", {}, h("td", {}, x.sku), h("td", { class: "num" }, money(x.revenue)), h("td", { class: "num" }, x.quantity))),
+          { class: "grid narrow" },
+        ),
+      ),
+    ),
+    h("h2", {}, t("open_payments")),
+    (c.open_payments || []).length
+      ? table(
+          [t("order"), t("total"), t("paid"), t("outstanding")],
+          c.open_payments.map((x) => h("tr", {}, h("td", {}, x.order_id), h("td", { class: "num" }, money(x.total)), h("td", { class: "num" }, money(x.paid)), h("td", { class: "num outstanding" }, money(x.outstanding)))),
+          { class: "grid", id: "open-payments" },
+        )
+      : h("p", { class: "muted" }, t("none")),
+    h("h2", {}, t("orders")),
+    genericTable(c.orders || [], "orders"),
+  );
+}
+
+// ---- routing -------------------------------------------------------------------------
+
+function applyStatic() {
+  document.documentElement.lang = LANG === "zh" ? "zh-CN" : "en";
+  for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
+  for (const b of document.querySelectorAll(".lang button")) b.classList.toggle("active", b.dataset.lang === LANG);
+}
+
+function route() {
+  applyStatic();
+  const path = location.pathname;
+  let m;
+  if ((m = /^\/reps\/([^/]+)\/?$/.exec(path))) return repPage(decodeURIComponent(m[1]));
+  if ((m = /^\/customers\/([^/]+)\/?$/.exec(path))) return customerPage(decodeURIComponent(m[1]));
+  return leaderboardPage();
+}
+
+for (const b of document.querySelectorAll(".lang button")) {
+  b.addEventListener("click", () => {
+    LANG = b.dataset.lang;
+    localStorage.setItem("comstream.lang", LANG);
+    setParam("lang", LANG);
+    if (stream) stream.close();
+    lastBoard = null;
+    route();
+  });
+}
+
+route();
