@@ -137,7 +137,9 @@ def run_demo(settings: Settings, seconds: float | None, rate: float, plan: Path)
         console.print(f"starting the worker (log: {root / 'worker.log'})")
         worker = start_worker(settings, root / "worker.log")
         wait_healthy(settings.web_url, worker)
-        console.print(f"worker ready: API at {settings.web_url}/api/leaderboard")
+        console.print(
+            f"[bold]web leaderboard: {settings.web_url}/[/]  (API: {settings.web_url}/api)"
+        )
         feeder = threading.Thread(
             target=_feed, args=(settings, stop, rate, int(time.time())), daemon=True
         )
