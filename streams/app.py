@@ -9,6 +9,8 @@ Pipeline (ARCHITECTURE.md):
     customer-stage --customers table--> order-stage (accepted orders, resolved credit)
     order-stage    --orders table-----> rep-stage (deltas, key rep_id), customer-stage
     rep-stage      --rep table--------> commission.deltas (Avro, key rep_id) --sink--> ClickHouse
+    customer/order/rep stages ---------> commission.facts (BI facts of the states, key
+                                         entity) --fact sink--> ClickHouse (docs/bi.md)
 
 Each stage's table is written only by the agent that reads the stage's own topic, keyed
 like that topic, so co-partitioning is explicit. Agent concurrency is 1.
@@ -26,8 +28,15 @@ from typing import Any
 import faust
 from faust.types import EventT
 
-from processors import serde, stages
-from processors.events import CommissionDelta, DeadLetter, Event, PlanPublished
+from processors import facts, serde, stages
+from processors.events import (
+    CommissionDelta,
+    CustomerChanged,
+    DeadLetter,
+    Event,
+    PlanPublished,
+    RepChanged,
+)
 from processors.validation import validate_event
 from schemas.codec import DeadLetterRecord, decode_event, encode
 from schemas.errors import CodecError
@@ -41,6 +50,7 @@ from .sink import DeltaSink
 log = logging.getLogger(__name__)
 
 FaustEvent = EventT[bytes]
+CRM_TAG = b'["' + CustomerChanged.__name__.encode() + b'"'
 
 RAW: dict[str, Any] = {
     "key_type": bytes,
@@ -95,6 +105,7 @@ def build_app(ws: WorkerState) -> faust.App:
     rep_topic = app.topic(t.rep_stage, partitions=n, **RAW)
     deltas_topic = app.topic(t.deltas, partitions=n, **RAW)
     dlq_topic = app.topic(t.dlq, partitions=1, **RAW)
+    facts_topic = app.topic(t.facts, partitions=n, **RAW)
 
     # bytes key and value types make Faust use the raw codec for the changelog too
     table_opts: dict[str, Any] = {
@@ -140,6 +151,24 @@ def build_app(ws: WorkerState) -> faust.App:
                 continue
             target, key = stages.address(out)
             await stage_topics[target].send(key=key.encode(), value=serde.dumps(out))
+
+    async def send_fact(fact: facts.Fact | None) -> None:
+        """Send the BI fact of a state (None: the state has none yet). Re-sent after a
+        crash replay it is identical, and the store keeps one row per version."""
+        if fact is None:
+            return
+        if isinstance(fact, facts.OrderFact):
+            key = "o:" + fact.order_id
+        elif isinstance(fact, facts.CustomerFact):
+            key = "c:" + fact.customer_id
+        else:
+            key = "r:" + fact.rep_id
+        await facts_topic.send(key=key.encode(), value=serde.dumps(fact))
+        ws.counters["facts_out"] += 1
+
+    def stored_state(table: Any, event: FaustEvent) -> Any:
+        raw = table.get(event.key or b"")
+        return None if raw is None else serde.loads(raw)
 
     async def broadcast(event: Event) -> None:
         """Send ``event`` to every partition of the stages that apply it to all states."""
@@ -221,6 +250,9 @@ def build_app(ws: WorkerState) -> faust.App:
                 event, customers, lambda s, m: stages.customer_apply(s, m, ws.dims.reps)
             )
             await send_outputs(event, outputs)
+            # serde writes a record as ["TypeName", ...]: a CRM change, without decoding
+            if (event.message.value or b"").startswith(CRM_TAG):
+                await send_fact(facts.customer_fact(stored_state(customers, event)))
             yield None
 
     @app.agent(order_topic, concurrency=1)
@@ -232,6 +264,8 @@ def build_app(ws: WorkerState) -> faust.App:
                 lambda s, m: stages.order_apply(s, m, ws.dims.plans, ws.dims.closed_periods),
             )
             await send_outputs(event, outputs)
+            if event.key != b"*":  # a broadcast (plan, closure) changes no order fact
+                await send_fact(facts.order_fact(stored_state(orders, event)))
             yield None
 
     @app.agent(rep_topic, concurrency=1)
@@ -245,6 +279,8 @@ def build_app(ws: WorkerState) -> faust.App:
                 ),
             )
             message = serde.loads(event.message.value or b"")
+            if isinstance(message, RepChanged):
+                await send_fact(facts.rep_fact(message))
             passed = [message] if isinstance(message, CommissionDelta) else []
             for out in (*passed, *outputs):
                 if isinstance(out, DeadLetter):

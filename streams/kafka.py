@@ -39,6 +39,8 @@ def topic_specs(settings: Settings) -> dict[str, tuple[int, dict[str, str]]]:
         t.plans: (1, compact),
         t.periods: (1, compact),
         t.deltas: (n, keep),
+        # BI facts keyed by entity: only the latest of each key is needed
+        t.facts: (n, compact),
         t.dlq: (1, keep),
         t.customer_stage: (n, {}),
         t.order_stage: (n, {}),

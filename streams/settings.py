@@ -32,6 +32,7 @@ class Topics:
     plans: str = field(init=False)
     periods: str = field(init=False)
     deltas: str = field(init=False)
+    facts: str = field(init=False)
     dlq: str = field(init=False)
     customer_stage: str = field(init=False)
     order_stage: str = field(init=False)
@@ -47,6 +48,7 @@ class Topics:
             ("plans", "commission.plans"),
             ("periods", "commission.periods"),
             ("deltas", "commission.deltas"),
+            ("facts", "commission.facts"),
             ("dlq", "commission.dlq"),
             ("customer_stage", "comstream.customer-stage"),
             ("order_stage", "comstream.order-stage"),

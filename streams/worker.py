@@ -16,6 +16,7 @@ from sinks.clickhouse import Store
 
 from .app import WorkerState, build_app
 from .dimensions import DimensionFollower, Dimensions
+from .fact_sink import FactSink
 from .kafka import ensure_topics
 from .settings import Settings
 from .sink import DeltaSink
@@ -29,9 +30,12 @@ def run_worker(settings: Settings, loglevel: str = "WARNING") -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     ensure_topics(settings)
     store: Store | None = None
+    fact_sink: FactSink | None = None
     if settings.sink:
         store = Store(settings.clickhouse_dsn)
         store.ensure_schema()
+        fact_sink = FactSink(settings, store)
+        fact_sink.start()
     dims = Dimensions()
     follower = DimensionFollower(settings, dims)
     follower.load()
@@ -51,5 +55,8 @@ def run_worker(settings: Settings, loglevel: str = "WARNING") -> None:
             ws.sink.join(30)
         follower.stop()
         follower.join(10)
+        if fact_sink is not None:
+            fact_sink.stop()
+            fact_sink.join(30)
         if store is not None:
             store.close()

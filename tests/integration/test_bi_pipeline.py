@@ -1,0 +1,93 @@
+"""BI facts end to end: the real worker derives sales facts from its stage states, sends
+them through ``commission.facts`` into ClickHouse, and its API answers performance,
+customer and statement queries with the same figures as the batch replay."""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+from collections import Counter
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from comstream.publish import publish_events
+from comstream.replay import replay, replay_facts
+from processors.facts import OrderFact, sales_rows
+from processors.money import round_cents
+from tests.integration.test_pipeline import generated, n_dimension_events
+from tests.integration.workers import deployment, launch, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def test_sales_facts_and_customer_view_reach_clickhouse(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    settings = deployment(kafka_bootstrap, tmp_path)
+    events = generated(orders=150, seed=5)
+    result = replay(events)
+    expected = result.totals()
+    orders = [f for f in replay_facts(result) if isinstance(f, OrderFact)]
+    revenue = round_cents(
+        sum(
+            (r.revenue for f in orders if not f.cancelled for r in sales_rows(f)),
+            Decimal(0),
+        )
+    )
+    per_customer = Counter(f.customer_id for f in orders)
+    customer, n_orders = per_customer.most_common(1)[0]
+
+    n_dims = n_dimension_events(events)
+    publish_events(events[:n_dims], kafka_bootstrap, settings.topics)
+    worker = launch(settings)
+    try:
+        wait_until(lambda: worker.get("/api/status")["events_in"] >= n_dims, 60, "CRM ingested")
+        publish_events(events[n_dims:], kafka_bootstrap, settings.topics)
+        wait_until(lambda: worker.totals() == expected, 180, "stream totals == replay")
+
+        def customer_orders() -> int:
+            try:
+                return len(worker.get(f"/api/customers/{customer}")["orders"])
+            except Exception:
+                return -1
+
+        wait_until(lambda: customer_orders() == n_orders, 60, "customer's orders in ClickHouse")
+
+        def report_revenue() -> Decimal:
+            report = worker.get("/api/performance?by=rep&period=2026-11")
+            return sum((Decimal(t["revenue"]) for t in report["totals"]), Decimal(0))
+
+        wait_until(lambda: report_revenue() == revenue, 60, "sales facts revenue == replay")
+
+        report = worker.get("/api/performance?by=rep&period=2026-11")
+        commission = sum((Decimal(t["commission"]) for t in report["totals"]), Decimal(0))
+        assert commission == sum(v for (_, p, _), v in expected.items() if p == "2026-11")
+        assert report["previous"]["label"] == "2026-10"
+
+        view = worker.get(f"/api/customers/{customer}")
+        assert view["customer"]["customer_id"] == customer
+        assert view["favourite_categories"] and view["favourite_products"]
+        assert set(view["loyalty"]) >= {"orders_365d", "tenure_days", "first_order_at"}
+        mine = [f for f in orders if f.customer_id == customer]
+        assert {o["order_id"] for o in view["orders"]} == {f.order_id for f in mine}
+        assert {o["order_id"] for o in view["open_payments"]} == {
+            f.order_id for f in mine if f.status == "open"
+        }
+
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(f"{settings.web_url}/api/customers/no-such-customer")
+        assert err.value.code == 404
+
+        rep = max((k for k in expected if k[1] == "2026-11"), key=lambda k: expected[k])[0]
+        st = worker.get(f"/api/reps/{rep}/statement?period=2026-11&lang=en")
+        assert st["lines"] and all(line["explanation"] for line in st["lines"])
+        total = Decimal(st["totals"]["currencies"]["USD"]["total"])
+        assert total == expected[(rep, "2026-11", "USD")]
+        page = urllib.request.urlopen(
+            f"{settings.web_url}/api/reps/{rep}/statement.html?period=2026-11&lang=zh"
+        ).read()
+        assert "提成报表".encode() in page
+    finally:
+        worker.stop()
