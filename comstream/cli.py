@@ -8,6 +8,8 @@
     comstream plans validate FILE...         check plan files
     comstream plans publish FILE...          send PlanPublished events
     comstream leaderboard [--period P]       print the worker's leaderboard once
+    comstream report performance --by rep,category --period 2026-11   BI figures vs before
+    comstream statement --rep R --period P [--format html] [--lang zh]   a rep's statement
     comstream dlq list [--reason R] [--json] show dead letters
     comstream dlq replay --reason R | --offset N   re-publish dead letters whose cause was fixed
 
@@ -114,6 +116,12 @@ def cmd_plans_publish(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from .reports import report_command
+
+    return report_command(args, _settings(args).web_url)
+
+
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from .leaderboard import get_json, render
 
@@ -195,6 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--period")
     p.add_argument("--limit", type=int, default=20)
     p.set_defaults(fn=cmd_leaderboard)
+
+    from .reports import add_parsers
+
+    add_parsers(sub, cmd_report)
     return parser
 
 
