@@ -12,6 +12,7 @@
     comstream statement --rep R --period P [--format html] [--lang zh]   a rep's statement
     comstream dlq list [--reason R] [--json] show dead letters
     comstream dlq replay --reason R | --offset N   re-publish dead letters whose cause was fixed
+    comstream reconcile --period P           nothing missed: events balance, ledger = engine
 
 Exit status: 0 on success, 1 when input was rejected or a check failed, 2 on usage errors.
 """
@@ -144,6 +145,15 @@ def cmd_dlq_replay(args: argparse.Namespace) -> int:
     return replay_command(_settings(args), args.reason, args.offset, args.dry_run)
 
 
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    from .reconcile_cmd import reconcile_command
+
+    settings = _settings(args)
+    if args.reconcile_bootstrap:
+        settings = replace(settings, bootstrap=args.reconcile_bootstrap)
+    return reconcile_command(settings, args.period, args.format, args.url, args.dsn)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="comstream", description=__doc__.split("\n\n")[0])
     parser.add_argument("--bootstrap", help="Kafka bootstrap servers (default: $KAFKA_BOOTSTRAP)")
@@ -198,6 +208,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--offset", action="append", default=[], type=int, help="dlq offset")
     p.add_argument("--dry-run", action="store_true")
     p.set_defaults(fn=cmd_dlq_replay)
+
+    p = sub.add_parser(
+        "reconcile",
+        help="check that nothing was missed (exit 0 ok, 1 imbalance, 3 ledger, 4 unavailable)",
+    )
+    p.add_argument("--period", required=True, help="YYYY-MM or YYYY-Qn")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--url", help="the sink worker's API (default: from the settings)")
+    source.add_argument("--dsn", help="read the ledger from ClickHouse directly (no worker)")
+    p.add_argument("--bootstrap", dest="reconcile_bootstrap", help="Kafka bootstrap servers")
+    p.set_defaults(fn=cmd_reconcile)
 
     p = sub.add_parser("leaderboard", help="print the leaderboard once")
     p.add_argument("--period")

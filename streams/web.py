@@ -13,6 +13,7 @@ from faust.web import Request, Response, View
 
 from .app import WorkerState
 from .web_bi import register_bi_views
+from .web_reconcile import register_reconcile_views
 from .web_ui import leaderboard_args, leaderboard_payload, register_ui_views
 
 
@@ -100,3 +101,4 @@ def register_views(app: faust.App, ws: WorkerState) -> None:
 
     register_ui_views(app, ws)
     register_bi_views(app, ws)
+    register_reconcile_views(app, ws)

@@ -1,0 +1,611 @@
+"""Reconciliation (防遗漏, nothing missed): the pure part of ``comstream reconcile``.
+
+An independent check of the pipeline, computed from the upstream topics themselves and
+not from the worker's counters:
+
+1. **The balance.** Every upstream message is classified by its position against the
+   worker's committed ingest offsets and by the dead-letter topic:
+
+   - *dead-lettered*: the dead-letter topic holds a letter for it (by source topic,
+     partition and offset; for a letter a stage wrote, by event id);
+   - *processed*: below the committed offset, no letter, and it decodes, validates and
+     is accepted by the engine (so the worker had nothing to refuse);
+   - *pending*: at or after the committed offset (not handled yet), no letter;
+   - *unaccounted*: below the committed offset, no letter, but it should have one
+     (it does not decode or validate, or the engine refuses it): lost.
+
+   ``in = processed + dead_lettered + pending + unaccounted``; the events *balance*
+   when nothing is unaccounted and no letter is wrong (a valid event refused, a letter
+   with another reason than the pure functions give, a letter that points at no
+   message).
+
+2. **The ledger.** The handled, valid events run through the in-memory
+   :class:`processors.engine.Engine` (as ``comstream replay`` does) give the expected
+   commission per (order, rep, currency) booked in the period; it is compared with the
+   ledger's sums (each delta id once). Orders with payments whose expected commission
+   is not zero but that have no delta in the ledger are *paid, no commission*; other
+   per-order and per-rep differences are listed too.
+
+Nothing here does I/O: :mod:`comstream.reconcile_cmd` reads Kafka and the ledger.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from processors.engine import Engine
+from processors.events import CommissionDelta, DeadLetter, Event, PaymentReceived
+from processors.periods import period_kind, period_of
+from processors.validation import validate_event
+from schemas.codec import DeadLetterRecord, decode_event
+from schemas.errors import CodecError
+
+__all__ = [
+    "EXIT_BALANCED",
+    "EXIT_IMBALANCE",
+    "EXIT_LEDGER",
+    "EXIT_UNAVAILABLE",
+    "Issue",
+    "LedgerRow",
+    "Report",
+    "TopicBalance",
+    "Upstream",
+    "check_events",
+    "compare_ledger",
+    "exit_code",
+    "processing_order",
+]
+
+EXIT_BALANCED = 0  # balanced, and the ledger agrees with the engine (pending allowed)
+EXIT_IMBALANCE = 1  # events do not balance (lost messages, wrong or orphan letters)
+EXIT_LEDGER = 3  # events balance, but the ledger misses or differs from commission
+EXIT_UNAVAILABLE = 4  # the check could not run (Kafka, worker or ClickHouse unreachable)
+
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """One message of an upstream topic. ``timestamp`` is the Kafka timestamp (ms)."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    value: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    """Something that breaks the balance.
+
+    ``kind``: ``lost`` (handled, should have been dead-lettered, no letter),
+    ``valid_dead_lettered`` (a letter for an event the pure functions accept),
+    ``wrong_reason`` (a letter whose reason differs from the expected one),
+    ``orphan_letter`` (a letter pointing at no upstream message / event id)."""
+
+    kind: str
+    topic: str
+    partition: int
+    offset: int
+    event_id: str | None
+    detail: str
+
+
+@dataclass
+class TopicBalance:
+    topic: str
+    events_in: int = 0
+    processed: int = 0
+    dead_lettered: int = 0
+    pending: int = 0
+    unaccounted: int = 0
+
+    @property
+    def balanced(self) -> bool:
+        return self.unaccounted == 0 and self.events_in == (
+            self.processed + self.dead_lettered + self.pending
+        )
+
+    def add(self, other: TopicBalance) -> None:
+        self.events_in += other.events_in
+        self.processed += other.processed
+        self.dead_lettered += other.dead_lettered
+        self.pending += other.pending
+        self.unaccounted += other.unaccounted
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "topic": self.topic,
+            "events_in": self.events_in,
+            "processed": self.processed,
+            "dead_lettered": self.dead_lettered,
+            "pending": self.pending,
+            "unaccounted": self.unaccounted,
+            "balanced": self.balanced,
+        }
+
+
+@dataclass
+class EventCheck:
+    """The balance, its issues, and the engine run over the handled valid events."""
+
+    topics: dict[str, TopicBalance]
+    issues: list[Issue]
+    engine: Engine
+    # order_id -> (number of handled valid payments, their sum)
+    payments: dict[str, tuple[int, Decimal]]
+    # letters whose source is gone (below the low watermark, or compacted away) or
+    # beyond the snapshot: not counted, not an issue
+    letters_ignored: int = 0
+
+    @property
+    def total(self) -> TopicBalance:
+        out = TopicBalance("total")
+        for b in self.topics.values():
+            out.add(b)
+        return out
+
+    @property
+    def balanced(self) -> bool:
+        return not self.issues and all(b.balanced for b in self.topics.values())
+
+
+def processing_order(
+    partitions: Iterable[Sequence[Upstream]], rank: Mapping[str, int]
+) -> Iterator[Upstream]:
+    """The messages of every partition merged into one sequence: by Kafka timestamp,
+    ties broken by topic ``rank`` then partition, each partition's own offset order kept.
+    This approximates the order in which the worker met them (Kafka orders nothing across
+    partitions; see docs/reconcile.md)."""
+    return heapq.merge(*partitions, key=lambda m: (m.timestamp, rank.get(m.topic, 99), m.partition))
+
+
+def _examine(value: bytes | None) -> tuple[Event | None, DeadLetter | None]:
+    """What the worker's ingest does with a message: the event, or the dead letter."""
+    try:
+        event = decode_event(value or b"")
+    except CodecError as exc:
+        return None, DeadLetter("decode.error", str(exc))
+    letter = validate_event(event)
+    return event, letter
+
+
+def _event_id(event: Event | None) -> str | None:
+    event_id = getattr(event, "event_id", None)
+    return event_id if isinstance(event_id, str) and event_id else None
+
+
+def _reason_matches(got: str, want: str) -> bool:
+    return got == want or got.split(":")[0] == want
+
+
+def check_events(
+    messages: Iterable[Upstream],
+    committed: Mapping[tuple[str, int], int],
+    letters: Iterable[DeadLetterRecord],
+    upstream: Sequence[str],
+    snapshot: Mapping[tuple[str, int], tuple[int, int]],
+    compacted: Iterable[str] = (),
+) -> EventCheck:
+    """Classify ``messages`` (in processing order, see :func:`processing_order`) and
+    check them against the dead ``letters``.
+
+    ``committed`` maps (topic, partition) to the worker's committed ingest offset (the
+    next offset it would read; missing = nothing committed). ``snapshot`` maps
+    (topic, partition) to the (low, end) offsets the messages were read between; a
+    letter pointing outside that range, or at a missing offset of a ``compacted`` topic,
+    is ignored (counted in ``letters_ignored``). Letters whose topic is not upstream
+    were written by a stage and are matched by event id.
+
+    Handled valid events run through a fresh :class:`Engine`, in order; its refusals
+    (``plan.conflict``, ``conflict.*``) are expected letters too."""
+    upstream_set = set(upstream)
+    compacted_set = set(compacted)
+    by_position: dict[tuple[str, int, int], DeadLetterRecord] = {}
+    by_event: dict[str, list[DeadLetterRecord]] = defaultdict(list)
+    for r in letters:
+        if r.topic in upstream_set:
+            by_position.setdefault((r.topic, r.partition, r.offset), r)
+        elif r.event_id is not None:
+            by_event[r.event_id].append(r)
+        else:  # a stage letter always names its event
+            by_event[""].append(r)
+
+    # pass 1: what the worker should do with each handled message, the engine's
+    # refusals included (a stage may refuse an event when a later one arrives)
+    examined: list[tuple[Upstream, Event | None, DeadLetter | None, bool]] = []
+    engine = Engine()
+    plan_refused: dict[tuple[str, int, int], str] = {}
+    stage_refused: dict[str, str] = {}  # event_id -> reason the engine's stages gave
+    for m in messages:
+        event, refused = _examine(m.value)
+        handled = m.offset < committed.get((m.topic, m.partition), 0)
+        examined.append((m, event, refused, handled))
+        if not handled or refused is not None or event is None:
+            continue
+        for out in engine.process(event):
+            if not isinstance(out, DeadLetter):
+                continue
+            if out.reason == "plan.conflict":
+                plan_refused[(m.topic, m.partition, m.offset)] = out.reason
+            elif out.event_id is not None:
+                stage_refused.setdefault(out.event_id, out.reason)
+
+    # pass 2: classify against the letters
+    topics = {t: TopicBalance(t) for t in upstream}
+    issues: list[Issue] = []
+    seen_positions: set[tuple[str, int, int]] = set()
+    matched_events: set[str] = set()
+    pending_events: set[str] = set()
+    payments: dict[str, tuple[int, Decimal]] = {}
+    paid_ids: set[str] = set()
+    for m, event, refused, handled in examined:
+        balance = topics.setdefault(m.topic, TopicBalance(m.topic))
+        balance.events_in += 1
+        position = (m.topic, m.partition, m.offset)
+        seen_positions.add(position)
+        letter = by_position.get(position)
+        event_id = _event_id(event)
+        stage_letters = by_event.get(event_id, []) if event_id is not None else []
+
+        if not handled:
+            if event_id is not None:
+                pending_events.add(event_id)
+            if letter is not None or stage_letters:
+                balance.dead_lettered += 1
+            else:
+                balance.pending += 1
+            continue
+
+        expected = refused.reason if refused is not None else plan_refused.get(position)
+        stage_reason = stage_refused.get(event_id) if event_id is not None else None
+        if letter is not None:
+            balance.dead_lettered += 1
+            if expected is None and stage_reason is None:
+                issues.append(
+                    Issue(
+                        "valid_dead_lettered",
+                        *position,
+                        event_id,
+                        f"{letter.reason}: {letter.detail}",
+                    )
+                )
+            elif expected is not None and not _reason_matches(letter.reason, expected):
+                issues.append(
+                    Issue(
+                        "wrong_reason",
+                        *position,
+                        event_id,
+                        f"letter says {letter.reason}, expected {expected}",
+                    )
+                )
+        elif expected is not None:
+            balance.unaccounted += 1
+            issues.append(Issue("lost", *position, event_id, f"expected a {expected} letter"))
+        elif stage_reason is not None:
+            if any(_reason_matches(r.reason, stage_reason) for r in stage_letters):
+                balance.dead_lettered += 1
+                matched_events.add(event_id or "")
+            else:
+                balance.unaccounted += 1
+                issues.append(
+                    Issue("lost", *position, event_id, f"expected a {stage_reason} letter")
+                )
+        else:
+            balance.processed += 1
+            if stage_letters:
+                matched_events.add(event_id or "")
+            if (
+                isinstance(event, PaymentReceived)
+                and event_id is not None
+                and event_id not in paid_ids
+            ):
+                paid_ids.add(event_id)
+                n, total = payments.get(event.order_id, (0, ZERO))
+                payments[event.order_id] = (n + 1, total + event.amount)
+
+    ignored = 0
+    for (topic, partition, offset), r in by_position.items():
+        if (topic, partition, offset) in seen_positions:
+            continue
+        low, end = snapshot.get((topic, partition), (0, 0))
+        if offset < low or offset >= end or topic in compacted_set:
+            ignored += 1
+            continue
+        issues.append(
+            Issue("orphan_letter", topic, partition, offset, r.event_id, "no such message")
+        )
+    for event_id, rs in by_event.items():
+        if event_id in pending_events and event_id not in matched_events:
+            continue  # refused by a stage before the ingest commit: not checked yet
+        if event_id in matched_events:
+            if event_id not in stage_refused:  # a stage refused a valid event
+                for r in rs:
+                    issues.append(
+                        Issue(
+                            "valid_dead_lettered",
+                            r.topic,
+                            r.partition,
+                            r.offset,
+                            event_id,
+                            f"{r.reason}: {r.detail}",
+                        )
+                    )
+            continue
+        for r in rs:
+            issues.append(
+                Issue(
+                    "orphan_letter",
+                    r.topic,
+                    r.partition,
+                    r.offset,
+                    r.event_id,
+                    f"{r.reason}: no upstream event with this id",
+                )
+            )
+    return EventCheck(topics, issues, engine, payments, ignored)
+
+
+# ---------------------------------------------------------------------------- ledger
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerRow:
+    """The sum of one (order, rep, currency)'s deltas booked in the period, each delta id
+    once. ``order_id`` is "" for deltas that belong to no order (accelerators)."""
+
+    order_id: str
+    rep_id: str
+    currency: str
+    amount: Decimal
+    deltas: int
+
+
+def expected_rows(deltas: Iterable[CommissionDelta], period: str) -> list[LedgerRow]:
+    """The engine's deltas booked in ``period``, summed like :class:`LedgerRow`."""
+    sums: dict[tuple[str, str, str], list[Any]] = {}
+    for d in deltas:
+        if d.booked_period != period:
+            continue
+        key = (d.order_id or "", d.rep_id, d.currency)
+        acc = sums.setdefault(key, [ZERO, 0])
+        acc[0] += d.amount
+        acc[1] += 1
+    return [LedgerRow(o, r, c, a, n) for (o, r, c), (a, n) in sorted(sums.items())]
+
+
+@dataclass
+class LedgerCheck:
+    paid_no_commission: list[dict[str, Any]] = field(default_factory=list)
+    order_differences: list[dict[str, Any]] = field(default_factory=list)
+    rep_differences: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.paid_no_commission or self.order_differences or self.rep_differences)
+
+
+def compare_ledger(
+    expected: Sequence[LedgerRow],
+    ledger: Sequence[LedgerRow],
+    payments: Mapping[str, tuple[int, Decimal]],
+) -> LedgerCheck:
+    """Compare the engine's per-(order, rep, currency) sums for one period with the
+    ledger's.
+
+    - *paid, no commission*: an order with payments whose expected commission in the
+      period is not zero and of which the ledger holds no delta in the period;
+    - *order differences*: every other (order, rep, currency) whose sums differ;
+    - *rep differences*: per (rep, currency) totals of the period that differ
+      (accelerators included)."""
+    out = LedgerCheck()
+    exp = {(r.order_id, r.rep_id, r.currency): r for r in expected}
+    got = {(r.order_id, r.rep_id, r.currency): r for r in ledger}
+    ledger_orders = {r.order_id for r in ledger}
+    missing_paid: set[str] = set()
+    by_order: dict[str, list[LedgerRow]] = defaultdict(list)
+    for r in expected:
+        by_order[r.order_id].append(r)
+    for order_id, rows in sorted(by_order.items()):
+        if not order_id or order_id in ledger_orders or order_id not in payments:
+            continue
+        if all(r.amount == 0 for r in rows):
+            continue
+        missing_paid.add(order_id)
+        n, paid = payments[order_id]
+        out.paid_no_commission.append(
+            {
+                "order_id": order_id,
+                "payments": n,
+                "paid": paid,
+                "expected": [
+                    {"rep_id": r.rep_id, "currency": r.currency, "amount": r.amount} for r in rows
+                ],
+            }
+        )
+    for key in sorted(set(exp) | set(got)):
+        if key[0] in missing_paid:
+            continue
+        e = exp[key].amount if key in exp else ZERO
+        g = got[key].amount if key in got else ZERO
+        if e != g:
+            out.order_differences.append(
+                {
+                    "order_id": key[0],
+                    "rep_id": key[1],
+                    "currency": key[2],
+                    "expected": e,
+                    "ledger": g,
+                    "difference": g - e,
+                }
+            )
+    rep_exp: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    rep_got: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    for r in expected:
+        rep_exp[(r.rep_id, r.currency)] += r.amount
+    for r in ledger:
+        rep_got[(r.rep_id, r.currency)] += r.amount
+    for rep_key in sorted(set(rep_exp) | set(rep_got)):
+        e, g = rep_exp.get(rep_key, ZERO), rep_got.get(rep_key, ZERO)
+        if e != g:
+            out.rep_differences.append(
+                {
+                    "rep_id": rep_key[0],
+                    "currency": rep_key[1],
+                    "expected": e,
+                    "ledger": g,
+                    "difference": g - e,
+                }
+            )
+    return out
+
+
+# ---------------------------------------------------------------------------- lists
+
+
+def period_of_instant(at: datetime, period: str) -> str:
+    """The period of the same kind as ``period`` that ``at`` falls in, in UTC."""
+    return period_of(at.astimezone(UTC), period_kind(period), UTC)
+
+
+def uncredited(engine: Engine, period: str) -> list[dict[str, Any]]:
+    """Accepted orders with no credited rep, placed in ``period`` or earlier (UTC): they
+    stay in the list until a CRM owner credits them (SEMANTICS.md section 2)."""
+    out: list[dict[str, Any]] = []
+    for order_id in engine.uncredited_orders():
+        state = engine.order_state(order_id)
+        if state is None or state.accepted is None:
+            continue
+        order = state.accepted.order
+        placed = period_of_instant(order.placed_at, period)
+        if placed > period:
+            continue
+        out.append(
+            {
+                "order_id": order_id,
+                "customer_id": order.customer_id,
+                "placed_at": order.placed_at.isoformat(),
+                "placed_period": placed,
+                "total": state.total,
+                "paid": state.paid - state.refunded,
+                "cancelled": state.cancelled,
+            }
+        )
+    return out
+
+
+def letters_in_period(
+    letters: Iterable[tuple[int, DeadLetterRecord]], period: str
+) -> list[dict[str, Any]]:
+    """Distinct letters (one per source position) of ``period``: a letter whose bytes
+    decode is dated by its event's ``occurred_at``; one that does not, by when the worker
+    refused it (``dead_at``). Both in UTC."""
+    seen: set[tuple[str, int, int]] = set()
+    out: list[dict[str, Any]] = []
+    for dlq_offset, r in letters:
+        position = (r.topic, r.partition, r.offset)
+        if position in seen:
+            continue
+        seen.add(position)
+        try:
+            event: Event | None = decode_event(r.value)
+        except CodecError:
+            event = None
+        occurred = getattr(event, "occurred_at", None)
+        at = occurred if isinstance(occurred, datetime) and occurred.tzinfo else r.dead_at
+        if period_of_instant(at, period) != period:
+            continue
+        out.append(
+            {
+                "dlq_offset": dlq_offset,
+                "reason": r.reason,
+                "detail": r.detail,
+                "topic": r.topic,
+                "partition": r.partition,
+                "offset": r.offset,
+                "event_id": r.event_id,
+                "event_type": r.event_type,
+                "dated_by": "occurred_at" if at is not r.dead_at else "dead_at",
+            }
+        )
+    return out
+
+
+# ---------------------------------------------------------------------------- report
+
+
+@dataclass
+class Report:
+    period: str
+    events: EventCheck
+    ledger: LedgerCheck
+    ledger_source: str
+    uncredited: list[dict[str, Any]]
+    dead_letters: list[dict[str, Any]]
+    in_flight: dict[str, int]
+
+    @property
+    def exit_code(self) -> int:
+        return exit_code(self.events.balanced, self.ledger.ok)
+
+    def as_json(self) -> dict[str, Any]:
+        total = self.events.total
+        body: dict[str, Any] = _jsonable(
+            {
+                "period": self.period,
+                "balanced": self.events.balanced,
+                "ledger_ok": self.ledger.ok,
+                "exit_code": self.exit_code,
+                "balance": {
+                    "topics": [b.as_dict() for b in self.events.topics.values()],
+                    "total": total.as_dict(),
+                },
+                "issues": [
+                    {
+                        "kind": i.kind,
+                        "topic": i.topic,
+                        "partition": i.partition,
+                        "offset": i.offset,
+                        "event_id": i.event_id,
+                        "detail": i.detail,
+                    }
+                    for i in self.events.issues
+                ],
+                "letters_ignored": self.events.letters_ignored,
+                "in_flight": self.in_flight,
+                "ledger_source": self.ledger_source,
+                "paid_no_commission": self.ledger.paid_no_commission,
+                "order_differences": self.ledger.order_differences,
+                "rep_differences": self.ledger.rep_differences,
+                "uncredited": self.uncredited,
+                "dead_letters": self.dead_letters,
+            }
+        )
+        return body
+
+
+def exit_code(balanced: bool, ledger_ok: bool) -> int:
+    """:data:`EXIT_IMBALANCE` when the events do not balance (whatever the ledger says),
+    else :data:`EXIT_LEDGER` when the ledger disagrees, else :data:`EXIT_BALANCED`."""
+    if not balanced:
+        return EXIT_IMBALANCE
+    if not ledger_ok:
+        return EXIT_LEDGER
+    return EXIT_BALANCED
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value

@@ -1,0 +1,44 @@
+"""``GET /api/orders/commission?period=P``: the ledger's per-order sums of one period, for
+``comstream reconcile`` (which cannot open an embedded ClickHouse the worker holds)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import faust
+from faust.web import Request, Response, View
+
+from processors.periods import is_period
+from sinks.reconcile import order_commission
+
+from .app import WorkerState
+
+
+def register_reconcile_views(app: faust.App, ws: WorkerState) -> None:
+    """Add ``/api/orders/commission``: ``{"period": P, "rows": [{"order_id", "rep_id",
+    "currency", "amount" (a decimal string), "deltas"}]}``, each delta id once; 400
+    without a valid ``period``, 404 on a worker that runs no sink."""
+
+    @app.page("/api/orders/commission")
+    class OrderCommission(View):
+        async def get(self, request: Request) -> Response:
+            store = ws.store
+            if store is None:
+                return self.json(
+                    {"error": "this worker runs no ClickHouse sink; ask the one that does"},
+                    status=404,
+                )
+            period = request.query.get("period", "")
+            if not is_period(period):
+                return self.json(
+                    {"error": f"period {period!r}: expected YYYY-MM or YYYY-Qn"}, status=400
+                )
+            rows = await asyncio.get_running_loop().run_in_executor(
+                None, order_commission, store, period
+            )
+            return self.json(
+                {
+                    "period": period,
+                    "rows": [dict(r, amount=str(r["amount"])) for r in rows],
+                }
+            )

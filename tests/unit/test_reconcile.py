@@ -1,0 +1,274 @@
+"""The pure part of ``comstream reconcile``: the balance, the letters, the ledger check."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from comstream.reconcile import (
+    EXIT_BALANCED,
+    EXIT_IMBALANCE,
+    EXIT_LEDGER,
+    EventCheck,
+    LedgerRow,
+    Upstream,
+    check_events,
+    compare_ledger,
+    exit_code,
+    expected_rows,
+    letters_in_period,
+    processing_order,
+    uncredited,
+)
+from processors.events import Event
+from schemas.codec import DeadLetterRecord, encode
+from tests.unit.test_scenarios_kit import customer, line, order, pay, plan_doc, publish, rep
+
+ORDERS, PAYMENTS, PLANS, REPS, CUSTOMERS = "orders", "payments", "plans", "reps", "customers"
+UPSTREAM = (CUSTOMERS, REPS, ORDERS, PAYMENTS, PLANS)
+STAGE = "order-stage"
+NOW = datetime(2026, 11, 20, tzinfo=UTC)
+
+
+class Log:
+    """A tiny upstream: one partition per topic, offsets in publish order."""
+
+    def __init__(self) -> None:
+        self.messages: list[Upstream] = []
+        self.next: dict[str, int] = {}
+
+    def put(self, topic: str, value: bytes | None) -> Upstream:
+        offset = self.next.get(topic, 0)
+        self.next[topic] = offset + 1
+        m = Upstream(topic, 0, offset, len(self.messages), value)
+        self.messages.append(m)
+        return m
+
+    def event(self, topic: str, e: Event) -> Upstream:
+        return self.put(topic, encode(e))
+
+    def all_committed(self) -> dict[tuple[str, int], int]:
+        return {(t, 0): n for t, n in self.next.items()}
+
+    def snapshot(self) -> dict[tuple[str, int], tuple[int, int]]:
+        return {(t, 0): (0, self.next.get(t, 0)) for t in UPSTREAM}
+
+
+def letter(m: Upstream, reason: str, event_id: str | None = None) -> DeadLetterRecord:
+    return DeadLetterRecord(
+        reason, "x", m.topic, m.partition, m.offset, None, m.value or b"", event_id, None, NOW
+    )
+
+
+def base_log() -> Log:
+    log = Log()
+    log.event(PLANS, publish(plan_doc()))
+    log.event(REPS, rep("rep-1"))
+    log.event(CUSTOMERS, customer("cust-1", owner="rep-1"))
+    log.event(ORDERS, order("o-1", [line("l1", 1, 1000)]))
+    log.event(PAYMENTS, pay("o-1", 1000, event_id="p-1"))
+    return log
+
+
+def check(
+    log: Log, letters: list[DeadLetterRecord], committed: dict[tuple[str, int], int] | None = None
+) -> EventCheck:
+    return check_events(
+        log.messages,
+        log.all_committed() if committed is None else committed,
+        letters,
+        UPSTREAM,
+        log.snapshot(),
+    )
+
+
+def test_all_valid_and_handled_balances() -> None:
+    log = base_log()
+    result = check(log, [])
+    assert result.balanced
+    total = result.total
+    assert (total.events_in, total.processed, total.dead_lettered, total.pending) == (5, 5, 0, 0)
+    assert result.payments == {"o-1": (1, Decimal(1000))}
+    assert sum(d.amount for d in result.engine.deltas) == Decimal("50.00")
+
+
+def test_bad_message_with_its_letter_balances_without_one_is_lost() -> None:
+    log = base_log()
+    junk = log.put(ORDERS, b"\x07garbage")
+    neg = log.event(PAYMENTS, pay("o-1", -5, event_id="neg"))
+    ok = check(log, [letter(junk, "decode.error"), letter(neg, "invalid.amount_negative")])
+    assert ok.balanced
+    assert ok.total.dead_lettered == 2 and ok.total.processed == 5
+    assert ok.topics[ORDERS].dead_lettered == 1 and ok.topics[PAYMENTS].dead_lettered == 1
+
+    lost = check(log, [letter(junk, "decode.error")])
+    assert not lost.balanced
+    assert lost.total.unaccounted == 1
+    assert [(i.kind, i.topic, i.offset) for i in lost.issues] == [("lost", PAYMENTS, 1)]
+    t = lost.total
+    assert t.events_in == t.processed + t.dead_lettered + t.pending + t.unaccounted
+
+
+def test_a_tombstone_is_expected_to_be_dead_lettered() -> None:
+    log = base_log()
+    tomb = log.put(CUSTOMERS, None)
+    assert check(log, [letter(tomb, "decode.error")]).balanced
+    assert not check(log, []).balanced
+
+
+def test_valid_event_dead_lettered_and_wrong_reason_are_issues() -> None:
+    log = base_log()
+    good = log.messages[-1]
+    bad = log.event(PAYMENTS, pay("o-1", -5, event_id="neg"))
+    result = check(log, [letter(good, "invalid.whatever"), letter(bad, "decode.error")])
+    assert not result.balanced
+    assert sorted(i.kind for i in result.issues) == ["valid_dead_lettered", "wrong_reason"]
+    assert result.total.dead_lettered == 2 and result.total.unaccounted == 0
+
+
+def test_letter_pointing_at_no_message_is_an_orphan_unless_out_of_snapshot() -> None:
+    log = base_log()
+    ghost = Upstream(ORDERS, 0, 0, 0, b"")  # offset 0 exists; make the letter point at 7
+    far = DeadLetterRecord("decode.error", "x", ORDERS, 0, 7, None, b"", None, None, NOW)
+    snap = log.snapshot()
+    snap[(ORDERS, 0)] = (0, 9)  # offset 7 is inside the snapshot yet was not read
+    result = check_events(log.messages, log.all_committed(), [far], UPSTREAM, snap)
+    assert [i.kind for i in result.issues] == ["orphan_letter"]
+    # beyond the snapshot's end, below the low watermark, or in a compacted topic: ignored
+    assert check(log, [far]).balanced and check(log, [far]).letters_ignored == 1
+    snap[(ORDERS, 0)] = (8, 9)
+    assert check_events(log.messages, log.all_committed(), [far], UPSTREAM, snap).balanced
+    snap[(ORDERS, 0)] = (0, 9)
+    compacted = check_events(
+        log.messages, log.all_committed(), [far], UPSTREAM, snap, compacted=[ORDERS]
+    )
+    assert compacted.balanced
+    assert ghost.offset == 0
+
+
+def test_messages_at_or_after_the_committed_offset_are_pending_not_an_imbalance() -> None:
+    log = base_log()
+    late = log.event(PAYMENTS, pay("o-1", 10, event_id="late"))
+    junk = log.put(ORDERS, b"\x07junk")
+    committed = log.all_committed()
+    committed[(PAYMENTS, 0)] = late.offset
+    committed[(ORDERS, 0)] = junk.offset
+    result = check(log, [], committed)
+    assert result.balanced
+    assert result.total.pending == 2 and result.total.processed == 5
+    # pending events are not run through the engine
+    assert result.payments == {"o-1": (1, Decimal(1000))}
+    # a pending message that already has its letter counts as dead-lettered
+    early = check(log, [letter(junk, "decode.error")], committed)
+    assert early.balanced and early.total.pending == 1 and early.total.dead_lettered == 1
+
+
+def test_nothing_committed_means_everything_pending() -> None:
+    log = base_log()
+    result = check(log, [], {})
+    assert result.balanced and result.total.pending == 5
+
+
+def test_stage_refusal_matched_by_event_id() -> None:
+    log = base_log()
+    again = log.event(ORDERS, order("o-1", [line("l1", 2, 5)], event_id="placed-again"))
+    stage_letter = DeadLetterRecord(
+        "conflict.order_exists", "x", STAGE, 2, 40, None, b"", "placed-again", "OrderPlaced", NOW
+    )
+    ok = check(log, [stage_letter])
+    assert ok.balanced, ok.issues
+    assert ok.topics[ORDERS].dead_lettered == 1 and ok.topics[ORDERS].processed == 1
+    lost = check(log, [])
+    assert [(i.kind, i.offset) for i in lost.issues] == [("lost", again.offset)]
+    # a stage letter for an event nobody published is an orphan
+    stray = DeadLetterRecord(
+        "conflict.order_exists", "x", STAGE, 0, 1, None, b"", "nobody", "OrderPlaced", NOW
+    )
+    assert [i.kind for i in check(log, [stage_letter, stray]).issues] == ["orphan_letter"]
+
+
+def test_duplicate_payment_id_refused_by_the_stage() -> None:
+    log = base_log()
+    log.event(PAYMENTS, pay("o-1", 1000, event_id="p-2", payment_id="p-1"))
+    stage_letter = DeadLetterRecord(
+        "conflict.duplicate_payment_id", "x", STAGE, 0, 9, None, b"", "p-2", None, NOW
+    )
+    result = check(log, [stage_letter])
+    assert result.balanced, result.issues
+    assert result.payments == {"o-1": (1, Decimal(1000))}  # the refused one is not paid
+
+
+def test_processing_order_merges_by_timestamp_keeping_partition_order() -> None:
+    a = [Upstream("orders", 0, 0, 5, b""), Upstream("orders", 0, 1, 1, b"")]
+    b = [Upstream("reps", 0, 0, 3, b""), Upstream("reps", 0, 1, 5, b"")]
+    merged = list(processing_order([a, b], {"reps": 0, "orders": 1}))
+    assert [(m.topic, m.offset) for m in merged] == [
+        ("reps", 0),
+        ("reps", 1),
+        ("orders", 0),
+        ("orders", 1),
+    ]
+
+
+def row(order_id: str, amount: str, rep_id: str = "rep-1") -> LedgerRow:
+    return LedgerRow(order_id, rep_id, "USD", Decimal(amount), 1)
+
+
+def test_compare_ledger_paid_no_commission_and_differences() -> None:
+    expected = [row("o-1", "50.00"), row("o-2", "10.00"), row("o-3", "7.00"), row("", "3.00")]
+    ledger = [row("o-1", "50.00"), row("o-3", "6.00"), row("", "3.00")]
+    payments = {"o-1": (1, Decimal(1000)), "o-2": (2, Decimal(200))}
+    result = compare_ledger(expected, ledger, payments)
+    assert not result.ok
+    assert [r["order_id"] for r in result.paid_no_commission] == ["o-2"]
+    assert result.paid_no_commission[0]["payments"] == 2
+    assert [(r["order_id"], r["difference"]) for r in result.order_differences] == [
+        ("o-3", Decimal("-1.00"))
+    ]
+    assert [(r["rep_id"], r["expected"], r["ledger"]) for r in result.rep_differences] == [
+        ("rep-1", Decimal("70.00"), Decimal("59.00"))
+    ]
+    assert compare_ledger(expected, expected, payments).ok
+    # an unpaid order missing from the ledger is a difference, not "paid, no commission"
+    unpaid = compare_ledger([row("o-9", "5.00")], [], {})
+    assert not unpaid.paid_no_commission and len(unpaid.order_differences) == 1
+    # an order whose expected commission is zero is not "paid, no commission"
+    assert compare_ledger([row("o-1", "0.00")], [], payments).ok
+
+
+def test_expected_rows_and_uncredited_from_the_engine() -> None:
+    log = base_log()
+    log.event(CUSTOMERS, customer("cust-2"))  # no owner
+    log.event(ORDERS, order("o-2", [line("l1", 1, 80)], customer_id="cust-2", rep_id=None))
+    log.event(PAYMENTS, pay("o-2", 80, event_id="p-o2"))
+    result = check(log, [])
+    assert result.balanced
+    rows = expected_rows(result.engine.deltas, "2026-11")
+    assert rows == [LedgerRow("o-1", "rep-1", "USD", Decimal("50.00"), 1)]
+    assert expected_rows(result.engine.deltas, "2026-10") == []
+    listed = uncredited(result.engine, "2026-11")
+    assert [(r["order_id"], r["paid"]) for r in listed] == [("o-2", Decimal(80))]
+    assert uncredited(result.engine, "2026-10") == []  # placed after October
+    assert len(uncredited(result.engine, "2026-Q4")) == 1
+
+
+def test_letters_in_period_dated_by_event_or_refusal_time() -> None:
+    log = base_log()
+    neg = log.event(PAYMENTS, pay("o-1", -5, at="2026-10-31T23:00:00Z", event_id="neg"))
+    junk = log.put(ORDERS, b"\x07junk")
+    letters = [
+        (0, letter(neg, "invalid.amount_negative")),
+        (1, letter(junk, "decode.error")),
+        (2, letter(junk, "decode.error")),  # the same source again: shown once
+    ]
+    nov = letters_in_period(letters, "2026-11")
+    assert [(r["dlq_offset"], r["dated_by"]) for r in nov] == [(1, "dead_at")]
+    octo = letters_in_period(letters, "2026-10")
+    assert [(r["dlq_offset"], r["dated_by"]) for r in octo] == [(0, "occurred_at")]
+
+
+def test_exit_codes() -> None:
+    assert exit_code(True, True) == EXIT_BALANCED == 0
+    assert exit_code(False, True) == EXIT_IMBALANCE == 1
+    assert exit_code(False, False) == EXIT_IMBALANCE
+    assert exit_code(True, False) == EXIT_LEDGER == 3
