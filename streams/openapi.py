@@ -100,6 +100,7 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "rep_id": {"type": "string"},
             "period": Period,
+            "lang": {"type": "string", "enum": ["en", "zh"]},
             "lines": {
                 "type": "array",
                 "items": {
@@ -269,8 +270,19 @@ PATHS: dict[str, Any] = {
         "`comstream report performance`)",
         {"200": _json({"type": "object", "additionalProperties": True}), "400": _ERROR},
         [
-            _param("by", "query", {"type": "string"}, "dimensions, comma-separated"),
+            _param(
+                "by",
+                "query",
+                {"type": "string", "default": "rep"},
+                "dimensions, comma-separated: rep, team, customer, product, category, "
+                "region, and optionally a time grain: day, week, month, quarter",
+            ),
             PERIOD_Q,
+            _param("compare", "query", {"type": "boolean", "default": True}, "change vs previous"),
+            *(
+                _param(d, "query", {"type": "string"}, f"only this {d}")
+                for d in ("rep", "team", "customer", "product", "category", "region")
+            ),
         ],
         "bi",
     ),
@@ -284,7 +296,7 @@ PATHS: dict[str, Any] = {
     "/api/reps/{rep_id}/statement": _get(
         "A rep's statement for a period: every delta with its explanation, and totals",
         {"200": _json(_ref("Statement")), "400": _ERROR, **_NO_SINK},
-        [REP_P, PERIOD_Q],
+        [REP_P, PERIOD_Q, LANG_Q],
         "bi",
     ),
     "/api/reps/{rep_id}/statement.html": _get(
@@ -294,10 +306,41 @@ PATHS: dict[str, Any] = {
                 "description": "HTML",
                 "content": {"text/html": {"schema": {"type": "string"}}},
             },
-            "400": _ERROR,
+            **_NO_SINK,
         },
         [REP_P, PERIOD_Q, LANG_Q],
         "bi",
+    ),
+    "/api/orders/commission": _get(
+        "The ledger's per-order commission sums of one period, each delta id once (what "
+        "`comstream reconcile` compares with the order system)",
+        {
+            "200": _json(
+                {
+                    "type": "object",
+                    "properties": {
+                        "period": Period,
+                        "rows": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "order_id": {"type": "string"},
+                                    "rep_id": {"type": "string"},
+                                    "currency": {"type": "string"},
+                                    "amount": Money,
+                                    "deltas": {"type": "integer"},
+                                },
+                            },
+                        },
+                    },
+                }
+            ),
+            "400": _ERROR,
+            **_NO_SINK,
+        },
+        [{**PERIOD_Q, "required": True, "description": "booked period"}],
+        "reconcile",
     ),
     "/api/openapi.json": _get(
         "This document",

@@ -66,6 +66,26 @@ const I18N = {
     not_found: "Not found",
     error: "Could not load",
     back: "Leaderboard",
+    order_id: "Order",
+    placed_at: "Placed",
+    currency: "Currency",
+    refunded: "Refunded",
+    status: "Status",
+    tier: "Tier",
+    industry: "Industry",
+    owner_rep_id: "Owner",
+    customer_since: "Customer since",
+    customer_id: "Customer id",
+    changed_at: "Changed",
+    known: "In CRM",
+    orders_total: "Orders in all",
+    last_order_at: "Last order",
+    ev_OrderPlaced: "order placed",
+    ev_OrderCancelled: "order cancelled",
+    ev_PaymentReceived: "payment received",
+    ev_RefundIssued: "refund issued",
+    ev_PeriodClosed: "period closed",
+    ev_CustomerChanged: "CRM change",
   },
   zh: {
     brand: "comstream 提成",
@@ -129,6 +149,26 @@ const I18N = {
     not_found: "未找到",
     error: "无法加载",
     back: "排行榜",
+    order_id: "订单号",
+    placed_at: "下单时间",
+    currency: "币种",
+    refunded: "已退款",
+    status: "状态",
+    tier: "等级",
+    industry: "行业",
+    owner_rep_id: "负责代表",
+    customer_since: "客户起始",
+    customer_id: "客户编号",
+    changed_at: "更新时间",
+    known: "CRM 已登记",
+    orders_total: "订单总数",
+    last_order_at: "最近下单",
+    ev_OrderPlaced: "下单",
+    ev_OrderCancelled: "订单取消",
+    ev_PaymentReceived: "收款",
+    ev_RefundIssued: "退款",
+    ev_PeriodClosed: "期间结账",
+    ev_CustomerChanged: "客户资料变更",
   },
 };
 
@@ -158,7 +198,7 @@ function h(tag, attrs, ...children) {
     else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
     else el.setAttribute(k, v === true ? "" : String(v));
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === null || c === undefined || c === false) continue;
     el.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -232,7 +272,7 @@ function table(headers, rows, attrs) {
   return h(
     "table",
     attrs || {},
-    h("thead", {}, h("tr", {}, headers.map((x) => h("th", {}, x)))),
+    h("thead", {}, h("tr", {}, headers.map((x) => (Array.isArray(x) ? h("th", { class: x[1] }, x[0]) : h("th", {}, x))))),
     h("tbody", {}, rows),
   );
 }
@@ -299,7 +339,7 @@ function renderBoard(board, previous) {
   holder.replaceChildren(
     rows.length
       ? table(
-          [t("rank"), t("rep"), t("name"), t("team"), t("commission"), t("revenue"), t("attainment"), t("change_today")],
+          [[t("rank"), "num"], t("rep"), t("name"), t("team"), [t("commission"), "num"], [t("revenue"), "num"], [t("attainment"), "num"], [t("change_today"), "num"]],
           rows,
           { id: "leaderboard", class: "grid", "data-version": board.version === undefined ? "" : board.version },
         )
@@ -383,7 +423,8 @@ async function leaderboardPage() {
 // ---- rep page ------------------------------------------------------------------------
 
 function lineCause(line) {
-  return line.cause_event_type || line.cause || "";
+  const type = line.cause_event_type || line.cause || "";
+  return I18N[LANG]["ev_" + type] || type;
 }
 
 function earningsChart(lines, period) {
@@ -457,7 +498,7 @@ function totalsBlock(totals) {
       for (const [k, v] of Object.entries(kinds)) {
         rows.push(h("tr", { class: "kind-" + k }, h("td", {}, c), h("td", {}, t("kind_" + k)), h("td", { class: "num" }, money(v))));
       }
-      rows.push(h("tr", { class: "total" }, h("td", {}, c), h("th", {}, t("total")), h("td", { class: "num" }, money(e.total))));
+      rows.push(h("tr", { class: "total" }, h("td", {}, c), h("td", {}, h("strong", {}, t("total"))), h("td", { class: "num" }, h("strong", {}, money(e.total)))));
     }
     return table(["", t("kind"), t("amount")], rows, { class: "grid narrow", id: "totals" });
   }
@@ -525,7 +566,7 @@ async function repPage(repId) {
   let stmt, board;
   try {
     [stmt, board] = await Promise.all([
-      getJSON(`/api/reps/${encodeURIComponent(repId)}/statement?period=${encodeURIComponent(period)}`),
+      getJSON(`/api/reps/${encodeURIComponent(repId)}/statement?period=${encodeURIComponent(period)}&lang=${LANG}`),
       getJSON(`/api/leaderboard?period=${encodeURIComponent(period)}&limit=1000`).catch(() => ({ rows: [] })),
     ]);
   } catch (err) {
@@ -574,7 +615,7 @@ async function repPage(repId) {
     h("h2", {}, t("statement"), " ", expandAll),
     lines.length
       ? table(
-          [t("date"), t("kind"), t("order"), t("cause"), t("amount"), t("cumulative"), t("explanation")],
+          [t("date"), t("kind"), t("order"), t("cause"), [t("amount"), "num"], [t("cumulative"), "num"], t("explanation")],
           statementRows(lines),
           { id: "statement", class: "grid" },
         )
@@ -637,7 +678,7 @@ async function customerPage(customerId) {
     h(
       "div",
       { class: "cols" },
-      h("section", {}, h("h2", {}, t("crm")), kv(Object.entries(facts).map(([k, v]) => [k.replace(/_/g, " "), v === null ? null : String(v)]))),
+      h("section", {}, h("h2", {}, t("crm")), kv(Object.entries(facts).map(([k, v]) => [I18N[LANG][k] || k.replace(/_/g, " "), v === null ? null : String(v)]))),
       h(
         "section",
         {},
@@ -645,7 +686,9 @@ async function customerPage(customerId) {
         kv([
           [t("orders_365d"), loyalty.orders_365d],
           [t("tenure_days"), loyalty.tenure_days],
+          [t("orders_total"), loyalty.orders_total],
           [t("first_order_at"), when(loyalty.first_order_at)],
+          [t("last_order_at"), when(loyalty.last_order_at)],
         ]),
         h("h2", {}, t("commission_generated")),
         (c.commission || []).length
