@@ -127,7 +127,7 @@ def test_leaderboard_rep_page_and_language(
         # half of the 1,000.00 order is paid: 5% of 500.00 = 25.00 more commission
         pay_at = datetime.now(UTC).isoformat(timespec="milliseconds")
         payment = tmp_path / "payment.jsonl"
-        line = {
+        event = {
             "type": "PaymentReceived",
             "event_id": "e2e-pay",
             "occurred_at": pay_at,
@@ -136,7 +136,7 @@ def test_leaderboard_rep_page_and_language(
             "amount": "500.00",
             "received_at": pay_at,
         }
-        payment.write_text(json.dumps(line) + "\n")
+        payment.write_text(json.dumps(event) + "\n")
         env = dict(
             os.environ,
             KAFKA_BOOTSTRAP=kafka_bootstrap,
