@@ -4,6 +4,9 @@ statements rendered from the store. The case is tests/bi_case.py."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
@@ -15,11 +18,13 @@ from comstream.replay import replay, replay_facts
 from comstream.statements import render_html, statement_json
 from processors.engine import Engine
 from processors.facts import state_facts
+from schemas.jsonl import format_event
 from sinks.bi import NotFound, customer_view, performance, report_json
 from sinks.clickhouse import Store
 from tests import bi_case
 
 D = Decimal
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -214,3 +219,93 @@ def test_statement_rendered_from_the_store(store: Store) -> None:
     assert body["totals"]["currencies"]["USD"]["total"] == "20.00"
     page = render_html(lines, totals, "zh", "Bo")
     assert "第 L1 行 S2" in page and "20.00" in page
+
+
+def test_every_grafana_dashboard_query_runs_on_the_views(store: Store) -> None:
+    dashboard = json.loads((REPO / "deploy" / "grafana" / "comstream.json").read_text())
+    macros = {
+        "$__fromTime": "toDateTime64('2026-10-01 00:00:00', 3, 'UTC')",
+        "$__toTime": "toDateTime64('2026-12-01 00:00:00', 3, 'UTC')",
+        "${period}": "2026-11",
+        "${team:singlequote}": "'ALL'",
+    }
+
+    def run(sql: str) -> list[tuple[object, ...]]:
+        for name, value in macros.items():
+            sql = sql.replace(name, value)
+        return store.query(sql)  # raises SinkError when a view or column is wrong
+
+    panels = {p["title"]: p["targets"][0]["rawSql"] for p in dashboard["panels"]}
+    assert len(panels) > 8
+    for sql in panels.values():
+        run(sql)
+    for variable in dashboard["templating"]["list"]:
+        if variable["type"] == "query":
+            run(variable["query"])
+    assert run(panels["Commission in range"]) == [("USD", D("37.50"))]
+    assert run(panels["Orders in range"]) == [(4,)]
+
+
+def test_report_and_statement_commands_read_a_dsn(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    events.write_text(
+        "".join(format_event(e) + "\n" for e in bi_case.events()[1:]), encoding="utf-8"
+    )
+    dsn = f"chdb://{tmp_path / 'ch'}"
+    cli = [sys.executable, "-m", "comstream.cli"]
+    subprocess.run(
+        [*cli, "replay", str(events), "--plan", str(bi_case.SIMPLE), "--clickhouse", dsn],
+        check=True,
+        capture_output=True,
+    )
+    out = subprocess.run(
+        [
+            *cli,
+            "report",
+            "performance",
+            "--by",
+            "rep",
+            "--period",
+            "2026-11",
+            "--format",
+            "json",
+            "--dsn",
+            dsn,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    rows = {r["rep"]: r for r in json.loads(out)["rows"]}
+    assert (rows["r2"]["revenue"], rows["r2"]["commission"]) == ("500.00", "20.00")
+    assert rows["r1"]["change"]["commission"] == {"abs": "-7.50", "pct": "-60.0"}
+    target = tmp_path / "statement.html"
+    subprocess.run(
+        [
+            *cli,
+            "statement",
+            "--rep",
+            "r2",
+            "--period",
+            "2026-11",
+            "--format",
+            "html",
+            "--lang",
+            "zh",
+            "--out",
+            str(target),
+            "--dsn",
+            dsn,
+        ],
+        check=True,
+        capture_output=True,
+    )
+    page = target.read_text(encoding="utf-8")
+    assert "提成报表" in page and "Bo" in page and "20.00" in page
+    text = subprocess.run(
+        [*cli, "statement", "--rep", "r2", "--period", "2026-11", "--format", "csv", "--dsn", dsn],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert text.splitlines()[-1].split(",")[10] == "20.00"
