@@ -441,12 +441,22 @@ function earningsChart(lines, period) {
   svg.append(s("title", {}, t("earnings_chart")));
   if (!pts.length) return svg;
   let x0 = pts[0][0], x1 = pts[pts.length - 1][0];
+  // the period's first day to its end (or now, if sooner); UTC, as months are cut in UTC
+  // by default (a plan in another time zone shifts this by hours, not by days)
   const m = /^(\d{4})-(\d{2})$/.exec(period || "");
-  if (m) {
-    x0 = Date.UTC(+m[1], +m[2] - 1, 1);
-    x1 = Math.max(x1, Math.min(Date.UTC(+m[1], +m[2], 1), Date.now()));
+  const q = /^(\d{4})-Q([1-4])$/.exec(period || "");
+  const bounds = m
+    ? [Date.UTC(+m[1], +m[2] - 1, 1), Date.UTC(+m[1], +m[2], 1)]
+    : q
+      ? [Date.UTC(+q[1], (+q[2] - 1) * 3, 1), Date.UTC(+q[1], +q[2] * 3, 1)]
+      : null;
+  if (bounds) {
+    x0 = Math.min(x0, bounds[0]);
+    x1 = Math.max(x1, Math.min(bounds[1], Date.now()));
   }
   if (x1 <= x0) x1 = x0 + 1;
+  const short = x1 - x0 < 2 * 86400000;
+  const label = (x) => new Date(x).toISOString().slice(5, short ? 16 : 10).replace("T", " ");
   const ys = pts.map((p) => p[1]);
   let y0 = Math.min(0, ...ys), y1 = Math.max(0, ...ys);
   if (y1 === y0) y1 = y0 + 1;
@@ -458,7 +468,7 @@ function earningsChart(lines, period) {
     svg.append(s("text", { x: L - 6, y: Y(v) + 4, class: "axis", "text-anchor": "end" }, money(v.toFixed(0))));
   }
   for (const x of [x0, (x0 + x1) / 2, x1]) {
-    svg.append(s("text", { x: X(x), y: H - 10, class: "axis", "text-anchor": "middle" }, new Date(x).toISOString().slice(5, 10)));
+    svg.append(s("text", { x: X(x), y: H - 10, class: "axis", "text-anchor": "middle" }, label(x)));
   }
   let d = `M ${X(x0)} ${Y(0)}`;
   for (const [x, y] of pts) d += ` H ${X(x).toFixed(1)} V ${Y(y).toFixed(1)}`;
@@ -474,17 +484,17 @@ function attainmentChart(row) {
   if (!row || row.attainment === null || row.attainment === undefined) {
     return h("p", { class: "muted", id: "attainment-chart" }, t("no_quota"));
   }
-  const W = 640, H = 64, L = 8, R = 8;
+  const W = 320, H = 64, L = 8, R = 8;
   const a = Number(row.attainment);
   const max = Math.max(1.5, a * 1.1);
   const X = (v) => L + (v / max) * (W - L - R);
   const svg = s("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart", id: "attainment-chart", role: "img" });
   svg.append(s("title", {}, t("attainment_chart")));
-  svg.append(s("rect", { x: L, y: 14, width: W - L - R, height: 18, rx: 3, class: "bar-bg" }));
-  svg.append(s("rect", { x: L, y: 14, width: Math.max(0, X(a) - L), height: 18, rx: 3, class: a >= 1 ? "bar-hit" : "bar-fg" }));
-  svg.append(s("line", { x1: X(1), x2: X(1), y1: 8, y2: 38, class: "bar-quota" }));
-  svg.append(s("text", { x: X(1), y: 52, class: "axis", "text-anchor": "middle" }, `${t("quota")} ${money(row.quota)}`));
-  svg.append(s("text", { x: Math.min(X(a) + 6, W - 60), y: 28, class: "axis strong" }, percent(row.attainment)));
+  svg.append(s("text", { x: W - R, y: 11, class: "axis strong", "text-anchor": "end" }, percent(row.attainment)));
+  svg.append(s("rect", { x: L, y: 18, width: W - L - R, height: 18, rx: 3, class: "bar-bg" }));
+  svg.append(s("rect", { x: L, y: 18, width: Math.max(0, X(a) - L), height: 18, rx: 3, class: a >= 1 ? "bar-hit" : "bar-fg" }));
+  svg.append(s("line", { x1: X(1), x2: X(1), y1: 13, y2: 41, class: "bar-quota" }));
+  svg.append(s("text", { x: X(1), y: 55, class: "axis", "text-anchor": "middle" }, `${t("quota")} ${money(row.quota)}`));
   return svg;
 }
 
@@ -526,7 +536,7 @@ function statementRows(lines) {
     const row = h(
       "tr",
       { class: "line kind-" + ln.kind, "data-delta": ln.delta_id, "aria-controls": id },
-      h("td", {}, when(ln.occurred_at)),
+      h("td", { class: "nowrap" }, when(ln.occurred_at)),
       h("td", {}, h("span", { class: "badge " + ln.kind }, kindText)),
       h("td", {}, order),
       h("td", {}, lineCause(ln)),
@@ -537,7 +547,7 @@ function statementRows(lines) {
     const explain = h(
       "tr",
       { class: "explain", id, hidden: true },
-      h("td", { colspan: 7 }, h("div", { class: "explanation" }, ln.explanation || "—")),
+      h("td", { colspan: 7 }, h("div", { class: "explanation" }, (ln.explanation || "—").replace(/; /g, ";\n"))),
     );
     const toggle = (e) => {
       if (e.target.closest("a")) return;
