@@ -144,6 +144,10 @@ class EventCheck:
     # letters whose source is gone (below the low watermark, or compacted away) or
     # beyond the snapshot: not counted, not an issue
     letters_ignored: int = 0
+    # business time of each decodable upstream message, by position and by event id:
+    # how a dead letter is dated (its own bytes may be a stage message, or gone)
+    occurred_at: dict[tuple[str, int, int], datetime] = field(default_factory=dict)
+    occurred_by_event: dict[str, datetime] = field(default_factory=dict)
 
     @property
     def total(self) -> TopicBalance:
@@ -288,7 +292,9 @@ def check_events(
                 )
         elif expected is not None:
             balance.unaccounted += 1
-            issues.append(Issue("lost", *position, event_id, f"expected a {expected} letter"))
+            issues.append(
+                Issue("lost", *position, event_id, f"no dead letter; expected {expected}")
+            )
         elif stage_reason is not None:
             if any(_reason_matches(r.reason, stage_reason) for r in stage_letters):
                 balance.dead_lettered += 1
@@ -296,7 +302,7 @@ def check_events(
             else:
                 balance.unaccounted += 1
                 issues.append(
-                    Issue("lost", *position, event_id, f"expected a {stage_reason} letter")
+                    Issue("lost", *position, event_id, f"no dead letter; expected {stage_reason}")
                 )
         else:
             balance.processed += 1
@@ -350,7 +356,15 @@ def check_events(
                     f"{r.reason}: no upstream event with this id",
                 )
             )
-    return EventCheck(topics, issues, engine, payments, ignored)
+    result = EventCheck(topics, issues, engine, payments, ignored)
+    for m, event, _, _ in examined:
+        at = getattr(event, "occurred_at", None)
+        if isinstance(at, datetime) and at.tzinfo is not None:
+            result.occurred_at[(m.topic, m.partition, m.offset)] = at
+            event_id = _event_id(event)
+            if event_id is not None:
+                result.occurred_by_event.setdefault(event_id, at)
+    return result
 
 
 # ---------------------------------------------------------------------------- ledger
@@ -502,11 +516,20 @@ def uncredited(engine: Engine, period: str) -> list[dict[str, Any]]:
 
 
 def letters_in_period(
-    letters: Iterable[tuple[int, DeadLetterRecord]], period: str
+    letters: Iterable[tuple[int, DeadLetterRecord]],
+    period: str,
+    occurred_at: Mapping[tuple[str, int, int], datetime] | None = None,
+    occurred_by_event: Mapping[str, datetime] | None = None,
 ) -> list[dict[str, Any]]:
-    """Distinct letters (one per source position) of ``period``: a letter whose bytes
-    decode is dated by its event's ``occurred_at``; one that does not, by when the worker
-    refused it (``dead_at``). Both in UTC."""
+    """Distinct letters (one per source position) of ``period``, in UTC, ``(dlq offset,
+    record)`` in. A letter is dated by the business time (``occurred_at``) of its event:
+    the upstream message at its source position, else the upstream event with its event
+    id (a stage's letter), else its own bytes if they decode. A letter that cannot be
+    dated (its bytes never decoded) is listed in every period, marked ``undated``: it has
+    no business time, and hiding it would be the kind of omission this check exists for.
+    """
+    by_position = occurred_at or {}
+    by_event = occurred_by_event or {}
     seen: set[tuple[str, int, int]] = set()
     out: list[dict[str, Any]] = []
     for dlq_offset, r in letters:
@@ -514,13 +537,18 @@ def letters_in_period(
         if position in seen:
             continue
         seen.add(position)
-        try:
-            event: Event | None = decode_event(r.value)
-        except CodecError:
-            event = None
-        occurred = getattr(event, "occurred_at", None)
-        at = occurred if isinstance(occurred, datetime) and occurred.tzinfo else r.dead_at
-        if period_of_instant(at, period) != period:
+        at = by_position.get(position)
+        if at is None and r.event_id is not None:
+            at = by_event.get(r.event_id)
+        if at is None:
+            try:
+                event: Event | None = decode_event(r.value)
+            except CodecError:
+                event = None
+            occurred = getattr(event, "occurred_at", None)
+            if isinstance(occurred, datetime) and occurred.tzinfo is not None:
+                at = occurred
+        if at is not None and period_of_instant(at, period) != period:
             continue
         out.append(
             {
@@ -532,7 +560,8 @@ def letters_in_period(
                 "offset": r.offset,
                 "event_id": r.event_id,
                 "event_type": r.event_type,
-                "dated_by": "occurred_at" if at is not r.dead_at else "dead_at",
+                "occurred_at": None if at is None else at.isoformat(),
+                "undated": at is None,
             }
         )
     return out

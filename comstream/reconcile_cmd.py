@@ -217,7 +217,12 @@ def build_report(settings: Settings, period: str, url: str | None, dsn: str | No
         ledger=ledger,
         ledger_source=source,
         uncredited=uncredited(events.engine, period),
-        dead_letters=letters_in_period(((s.offset, s.record) for s in letters), period),
+        dead_letters=letters_in_period(
+            ((s.offset, s.record) for s in letters),
+            period,
+            events.occurred_at,
+            events.occurred_by_event,
+        ),
         in_flight=flight,
     )
 
@@ -332,19 +337,25 @@ def render(report: Report, console: Console) -> None:
     console.print(
         _table(
             f"dead letters of {report.period}: {len(report.dead_letters)}",
-            ("#", "reason", "from", "event", "detail"),
+            ("#", "reason", "from", "event", "occurred", "detail"),
             (
                 (
                     r["dlq_offset"],
                     r["reason"],
                     f"{r['topic']}[{r['partition']}]@{r['offset']}",
                     f"{r['event_type'] or '?'} {r['event_id'] or ''}".strip(),
+                    r["occurred_at"] or "undated",
                     r["detail"],
                 )
                 for r in report.dead_letters
             ),
         )
     )
+    if flight and not lc.ok:
+        console.print(
+            f"[yellow]note: {flight} messages are still in flight downstream; differences "
+            "may close once they reach the ledger: re-run when in flight is 0[/]"
+        )
     verdict = {
         0: "[green]balanced; the ledger agrees[/]",
         1: "[red]events do NOT balance[/]",

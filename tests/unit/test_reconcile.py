@@ -252,19 +252,45 @@ def test_expected_rows_and_uncredited_from_the_engine() -> None:
     assert len(uncredited(result.engine, "2026-Q4")) == 1
 
 
-def test_letters_in_period_dated_by_event_or_refusal_time() -> None:
+def test_letters_in_period_dated_by_their_event_or_listed_as_undated() -> None:
     log = base_log()
     neg = log.event(PAYMENTS, pay("o-1", -5, at="2026-10-31T23:00:00Z", event_id="neg"))
     junk = log.put(ORDERS, b"\x07junk")
+    log.event(ORDERS, order("o-1", [line("l1", 2, 5)], event_id="placed-again"))
+    stage = DeadLetterRecord(  # a stage's letter: its bytes are a stage message, not Avro
+        "conflict.order_exists", "x", STAGE, 2, 40, None, b"[]", "placed-again", None, NOW
+    )
+    gone = DeadLetterRecord(  # its source is gone; its own bytes still date it
+        "invalid.amount_negative",
+        "x",
+        PAYMENTS,
+        0,
+        99,
+        None,
+        encode(pay("o-9", -1, at="2026-09-03T00:00:00Z", event_id="old")),
+        "old",
+        None,
+        NOW,
+    )
+    result = check(
+        log, [letter(neg, "invalid.amount_negative"), letter(junk, "decode.error"), stage]
+    )
+    assert result.balanced, result.issues
     letters = [
         (0, letter(neg, "invalid.amount_negative")),
         (1, letter(junk, "decode.error")),
         (2, letter(junk, "decode.error")),  # the same source again: shown once
+        (3, stage),
+        (4, gone),
     ]
-    nov = letters_in_period(letters, "2026-11")
-    assert [(r["dlq_offset"], r["dated_by"]) for r in nov] == [(1, "dead_at")]
-    octo = letters_in_period(letters, "2026-10")
-    assert [(r["dlq_offset"], r["dated_by"]) for r in octo] == [(0, "occurred_at")]
+
+    def listed(period: str) -> list[tuple[int, bool]]:
+        rows = letters_in_period(letters, period, result.occurred_at, result.occurred_by_event)
+        return [(r["dlq_offset"], r["undated"]) for r in rows]
+
+    assert listed("2026-11") == [(1, True), (3, False)]
+    assert listed("2026-10") == [(0, False), (1, True)]
+    assert listed("2026-09") == [(1, True), (4, False)]
 
 
 def test_exit_codes() -> None:
