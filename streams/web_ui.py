@@ -63,19 +63,26 @@ def leaderboard_payload(
     limit: int,
 ) -> dict[str, Any]:
     """The body of ``/api/leaderboard`` (blocking: runs ClickHouse queries)."""
-    filtered = bool(team or region)
-    rows = store.leaderboard(period, 100_000 if filtered else limit)
+    dims = ws.dims
+    reps = dims.reps
+    rows = store.leaderboard(period, 100_000 if team or region else limit)
+    if team or region:
+        rows = [
+            r
+            for r in rows
+            if (not team or (r.rep_id in reps and reps[r.rep_id].team_id == team))
+            and (not region or (r.rep_id in reps and reps[r.rep_id].region == region))
+        ][:limit]
     now = datetime.now(UTC)
     since = start_of_day(now)
     before = store.period_sums_before(period, since, [r.rep_id for r in rows]) if rows else {}
-    dims = ws.dims
     return {
         "period": period,
         "team": team,
         "region": region,
         "today_starts": since.isoformat(),
         "generated_at": now.isoformat(timespec="milliseconds"),
-        "rows": board_rows(rows, before, dims.reps, dims.plans, period, team, region, limit),
+        "rows": board_rows(rows, before, reps, dims.plans, period, team, region, limit),
     }
 
 
@@ -156,6 +163,27 @@ def register_ui_views(app: faust.App, ws: WorkerState) -> None:
                 }
             )
 
+    # The last event text per (period, team, region, limit): every open stream of the
+    # same board shares one computation per ledger version and day.
+    shared: dict[tuple[str, str | None, str | None, int], tuple[int, str, str]] = {}
+
+    async def board_event(key: tuple[str, str | None, str | None, int], version: int) -> str:
+        day = start_of_day(datetime.now(UTC)).isoformat()
+        hit = shared.get(key)
+        if hit is not None and hit[0] == version and hit[1] == day:
+            return hit[2]
+        body = await run(leaderboard_payload, ws, store_of(), *key)
+        body["version"] = version
+        data = json.dumps(body, separators=(",", ":"))
+        if len(shared) > 256:
+            shared.clear()
+        shared[key] = (version, day, data)
+        return data
+
+    def store_of() -> Store:
+        assert ws.store is not None
+        return ws.store
+
     @app.page("/api/leaderboard/stream")
     class LeaderboardStream(View):
         async def get(self, request: Request) -> Any:
@@ -170,6 +198,7 @@ def register_ui_views(app: faust.App, ws: WorkerState) -> None:
             except ValueError as exc:
                 return self.json({"error": str(exc)}, status=400)
             signal = ws.ledger_signal
+            key = (period, team, region, limit)
             response = aioweb.StreamResponse(
                 headers={
                     "Content-Type": "text/event-stream",
@@ -183,20 +212,18 @@ def register_ui_views(app: faust.App, ws: WorkerState) -> None:
             seen = -1
             last_push = 0.0
             try:
+                pushed_day = ""
                 while not signal.closed:
                     version = signal.version
-                    if version != seen:
+                    day = start_of_day(datetime.now(UTC)).isoformat()
+                    if version != seen or day != pushed_day:  # a new day resets "today"
                         pause = PUSH_MIN_INTERVAL - (time.monotonic() - last_push)
                         if pause > 0:
                             await asyncio.sleep(pause)
                             version = signal.version
-                        body = await run(
-                            leaderboard_payload, ws, store, period, team, region, limit
-                        )
-                        body["version"] = version
-                        data = json.dumps(body, separators=(",", ":"))
+                        data = await board_event(key, version)
                         await response.write(f"event: leaderboard\ndata: {data}\n\n".encode())
-                        seen, last_push = version, time.monotonic()
+                        seen, last_push, pushed_day = version, time.monotonic(), day
                     if await signal.wait(seen, KEEPALIVE) == seen and not signal.closed:
                         await response.write(b": keepalive\n\n")
             except ConnectionResetError:  # the browser went away

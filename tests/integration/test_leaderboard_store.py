@@ -1,5 +1,5 @@
-"""Store.period_sums_before against the real ClickHouse engine (chDB): the sums behind the
-leaderboard's "change since yesterday", each delta id once."""
+"""The leaderboard's queries against the real ClickHouse engine (chDB): the sums behind
+"change since yesterday" (each delta id once) and the filtered, ranked board."""
 
 from __future__ import annotations
 
@@ -15,6 +15,10 @@ from comstream.generator import DemoStream, simulated_clock
 from comstream.replay import replay
 from processors.events import Event
 from sinks.clickhouse import SourcedDelta, Store
+from streams.app import WorkerState
+from streams.dimensions import Dimensions
+from streams.settings import Settings
+from streams.web_ui import leaderboard_payload
 
 from .test_pipeline import START
 
@@ -59,5 +63,33 @@ def test_sums_before_an_instant_count_each_delta_once(tmp_path: Path) -> None:
         assert after == board
         with pytest.raises(ValueError):
             store.period_sums_before(period, datetime(2026, 11, 5))
+    finally:
+        store.close()
+
+
+def test_leaderboard_payload_filters_ranks_and_counts_today(tmp_path: Path) -> None:
+    events = _events()
+    deltas = replay(events).deltas
+    dims = Dimensions()
+    for e in events:
+        dims.apply_event(e)
+    store = Store(f"chdb://{tmp_path / 'ch'}")
+    try:
+        store.ensure_schema()
+        store.insert_batch([SourcedDelta("t", 0, i, d) for i, d in enumerate(deltas)])
+        ws = WorkerState(Settings(data_dir=tmp_path), store, dims)
+        every = leaderboard_payload(ws, store, "2026-11", None, None, 50)
+        assert every["rows"] and [r["rank"] for r in every["rows"]] == list(
+            range(1, len(every["rows"]) + 1)
+        )
+        # the history is from 2026-11-02, long before today: nothing changed today
+        assert {r["change_today"] for r in every["rows"]} == {"0.00"}
+        team = dims.reps[every["rows"][-1]["rep_id"]].team_id
+        mine = leaderboard_payload(ws, store, "2026-11", team, None, 50)
+        assert mine["rows"] and all(r["team_id"] == team for r in mine["rows"])
+        assert [r["rank"] for r in mine["rows"]] == list(range(1, len(mine["rows"]) + 1))
+        expected = [r["rep_id"] for r in every["rows"] if r["team_id"] == team]
+        assert [r["rep_id"] for r in mine["rows"]] == expected
+        assert len(leaderboard_payload(ws, store, "2026-11", team, None, 1)["rows"]) == 1
     finally:
         store.close()
