@@ -144,6 +144,8 @@ class EventCheck:
     # letters whose source is gone (below the low watermark, or compacted away) or
     # beyond the snapshot: not counted, not an issue
     letters_ignored: int = 0
+    # letters of valid events whose bytes were published again and processed
+    letters_replayed: int = 0
     # business time of each decodable upstream message, by position and by event id:
     # how a dead letter is dated (its own bytes may be a stage message, or gone)
     occurred_at: dict[tuple[str, int, int], datetime] = field(default_factory=dict)
@@ -250,6 +252,8 @@ def check_events(
     pending_events: set[str] = set()
     payments: dict[str, tuple[int, Decimal]] = {}
     paid_ids: set[str] = set()
+    refused_valid: list[tuple[bytes, Issue]] = []
+    processed_values: set[bytes] = set()
     for m, event, refused, handled in examined:
         balance = topics.setdefault(m.topic, TopicBalance(m.topic))
         balance.events_in += 1
@@ -273,12 +277,15 @@ def check_events(
         if letter is not None:
             balance.dead_lettered += 1
             if expected is None and stage_reason is None:
-                issues.append(
-                    Issue(
-                        "valid_dead_lettered",
-                        *position,
-                        event_id,
-                        f"{letter.reason}: {letter.detail}",
+                refused_valid.append(
+                    (
+                        m.value or b"",
+                        Issue(
+                            "valid_dead_lettered",
+                            *position,
+                            event_id,
+                            f"{letter.reason}: {letter.detail}",
+                        ),
                     )
                 )
             elif expected is not None and not _reason_matches(letter.reason, expected):
@@ -306,6 +313,7 @@ def check_events(
                 )
         else:
             balance.processed += 1
+            processed_values.add(m.value or b"")
             if stage_letters:
                 matched_events.add(event_id or "")
             if (
@@ -316,6 +324,16 @@ def check_events(
                 paid_ids.add(event_id)
                 n, total = payments.get(event.order_id, (0, ZERO))
                 payments[event.order_id] = (n + 1, total + event.amount)
+
+    # a letter whose bytes were published again (``comstream dlq replay`` once the cause
+    # was fixed, e.g. a currency or plan the worker now knows) and then processed was
+    # resolved: the old message stays dead-lettered, and is no issue
+    replayed = 0
+    for value, issue in refused_valid:
+        if value in processed_values:
+            replayed += 1
+        else:
+            issues.append(issue)
 
     ignored = 0
     for (topic, partition, offset), r in by_position.items():
@@ -356,7 +374,7 @@ def check_events(
                     f"{r.reason}: no upstream event with this id",
                 )
             )
-    result = EventCheck(topics, issues, engine, payments, ignored)
+    result = EventCheck(topics, issues, engine, payments, ignored, replayed)
     for m, event, _, _ in examined:
         at = getattr(event, "occurred_at", None)
         if isinstance(at, datetime) and at.tzinfo is not None:
@@ -608,6 +626,7 @@ class Report:
                     for i in self.events.issues
                 ],
                 "letters_ignored": self.events.letters_ignored,
+                "letters_replayed": self.events.letters_replayed,
                 "in_flight": self.in_flight,
                 "ledger_source": self.ledger_source,
                 "paid_no_commission": self.ledger.paid_no_commission,

@@ -268,6 +268,7 @@ def render(report: Report, console: Console) -> None:
     console.print(
         f"in flight downstream (stages, sink): {flight}; "
         f"letters whose source is gone or beyond the snapshot: {ev.letters_ignored}; "
+        f"letters resolved by a replay: {ev.letters_replayed}; "
         f"ledger read from {report.ledger_source}"
     )
     lc = report.ledger

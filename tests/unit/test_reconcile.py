@@ -126,6 +126,17 @@ def test_valid_event_dead_lettered_and_wrong_reason_are_issues() -> None:
     assert result.total.dead_lettered == 2 and result.total.unaccounted == 0
 
 
+def test_a_letter_resolved_by_replaying_its_bytes_is_no_issue() -> None:
+    log = base_log()
+    first = log.messages[-1]  # the payment, refused at the time (say, by older code)
+    assert first.value is not None
+    log.put(PAYMENTS, first.value)  # comstream dlq replay: the same bytes again
+    result = check(log, [letter(first, "invalid.currency_unknown")])
+    assert result.balanced, result.issues
+    assert result.letters_replayed == 1
+    assert result.topics[PAYMENTS].dead_lettered == 1 and result.topics[PAYMENTS].processed == 1
+
+
 def test_letter_pointing_at_no_message_is_an_orphan_unless_out_of_snapshot() -> None:
     log = base_log()
     ghost = Upstream(ORDERS, 0, 0, 0, b"")  # offset 0 exists; make the letter point at 7
