@@ -4,6 +4,8 @@ customer and statement queries with the same figures as the batch replay."""
 
 from __future__ import annotations
 
+import os
+import signal
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -89,5 +91,57 @@ def test_sales_facts_and_customer_view_reach_clickhouse(
             f"{settings.web_url}/api/reps/{rep}/statement.html?period=2026-11&lang=zh"
         ).read()
         assert "提成报表".encode() in page
+    finally:
+        worker.stop()
+
+
+def test_facts_after_a_sigkill_equal_the_replay(kafka_bootstrap: str, tmp_path: Path) -> None:
+    """Facts re-sent after a crash are identical and collapse: after SIGKILL and restart,
+    revenue and orders per customer, and every customer's open orders, equal the replay."""
+    settings = deployment(kafka_bootstrap, tmp_path)
+    events = generated(orders=200, seed=8)
+    result = replay(events)
+    expected = result.totals()
+    orders = [f for f in replay_facts(result) if isinstance(f, OrderFact)]
+    revenue: dict[str, Decimal] = {}
+    counted: dict[str, set[str]] = {}
+    for f in orders:
+        if f.cancelled:
+            continue
+        revenue[f.customer_id] = revenue.get(f.customer_id, Decimal(0)) + sum(
+            (r.revenue for r in sales_rows(f)), Decimal(0)
+        )
+        counted.setdefault(f.customer_id, set()).add(f.order_id)
+    want = {c: (round_cents(v), len(counted[c])) for c, v in revenue.items()}
+    open_orders: dict[str, set[str]] = {}
+    for f in orders:
+        if f.status == "open":
+            open_orders.setdefault(f.customer_id, set()).add(f.order_id)
+
+    n_dims = n_dimension_events(events)
+    publish_events(events[:n_dims], kafka_bootstrap, settings.topics)
+    worker = launch(settings)
+    try:
+        wait_until(lambda: worker.get("/api/status")["events_in"] >= n_dims, 60, "CRM ingested")
+        publish_events(events[n_dims:], kafka_bootstrap, settings.topics)
+        wait_until(lambda: bool(worker.get("/api/status")["deltas_stored"]), 60, "first deltas")
+        os.killpg(worker.proc.pid, signal.SIGKILL)
+        worker.proc.wait(10)
+        worker = launch(settings)
+        wait_until(lambda: worker.totals() == expected, 180, "totals after SIGKILL == replay")
+
+        def by_customer() -> dict[str, tuple[Decimal, int]]:
+            report = worker.get("/api/performance?by=customer&period=2026-11&compare=0")
+            return {
+                r["customer"]: (Decimal(r["revenue"]), r["orders"])
+                for r in report["rows"]
+                if r["orders"]
+            }
+
+        wait_until(lambda: by_customer() == want, 60, "revenue per customer == replay")
+        for customer in want:
+            view = worker.get(f"/api/customers/{customer}")
+            got = {o["order_id"] for o in view["open_payments"]}
+            assert got == open_orders.get(customer, set()), customer
     finally:
         worker.stop()
