@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
@@ -167,3 +168,16 @@ def test_today_starts_at_midnight_utc() -> None:
     now = datetime(2026, 11, 5, 23, 30, tzinfo=UTC)
     assert start_of_day(now) == datetime(2026, 11, 5, tzinfo=UTC)
     assert start_of_day(now).date() == date(2026, 11, 5)
+
+
+def test_the_ui_catalogue_has_every_string_in_both_languages() -> None:
+    source = (REPO / "streams" / "static" / "app.js").read_text(encoding="utf-8")
+    catalogue = r"const I18N = \{\s*en: \{(.*?)\n  \},\s*zh: \{(.*?)\n  \},\n\};"
+    blocks = re.search(catalogue, source, re.S)
+    assert blocks is not None
+    key = re.compile(r"^\s+(\w+):", re.M)
+    en, zh = (set(key.findall(b)) for b in blocks.groups())
+    assert len(en) > 50 and en == zh
+    used = set(re.findall(r"\bt\(\"(\w+)\"\)", source))
+    used |= {f"kind_{k}" for k in ("commission", "adjustment", "accelerator")}
+    assert used <= en, used - en
