@@ -565,7 +565,7 @@ async function repPage(repId) {
   const p = params();
   const root = main();
   root.replaceChildren(h("p", { class: "muted" }, "…"));
-  let filters = { current_period: "" };
+  let filters = { current_period: "", periods: [] };
   try {
     filters = await getJSON("/api/filters");
   } catch (_) {
@@ -593,7 +593,8 @@ async function repPage(repId) {
     for (const tr of document.querySelectorAll("tr.line")) tr.classList.toggle("open", open);
     expandAll.textContent = open ? t("collapse_all") : t("expand_all");
   });
-  const periodSelect = h("input", { id: "period", value: period, size: 8 });
+  const periods = filters.periods.includes(period) ? filters.periods : [period, ...filters.periods];
+  const periodSelect = h("select", { id: "period" }, periods.map((x) => h("option", { value: x, selected: x === period }, x)));
   periodSelect.addEventListener("change", () => {
     setParam("period", periodSelect.value);
     repPage(repId);
