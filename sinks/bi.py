@@ -200,15 +200,25 @@ class PerformanceReport:
 @dataclass
 class _Acc:
     revenue: Decimal = ZERO
-    orders: set[str] = field(default_factory=set)
+    orders: int = 0
     commission: Decimal = ZERO
 
     def figures(self) -> Figures:
-        return Figures(round_cents(self.revenue), len(self.orders), round_cents(self.commission))
+        return Figures(_cents(self.revenue), self.orders, _cents(self.commission))
 
 
-def _bucket(at: datetime, grain: str) -> str:
-    return period_containing(at.astimezone(UTC).date(), grain).label
+def _cents(value: Decimal) -> Decimal:
+    """``value`` rounded to cents, without a negative zero (split parts may leave one)."""
+    r = round_cents(value)
+    return r.copy_abs() if r == 0 else r
+
+
+def _bucket(day: date, grain: str) -> str:
+    return period_containing(day, grain).label
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 def _prev_bucket(label: str) -> str:
@@ -217,43 +227,111 @@ def _prev_bucket(label: str) -> str:
 
 Key = tuple[tuple[str | None, ...], str]
 
+# How each dimension is read in the sales rows (``s`` = v_sales, ``r`` = v_reps) and in
+# the commission rows (``c`` = v_commission, ``o`` = v_orders, ``r`` = v_reps).
+# product/category of a delta come from its trace (:func:`_allocate`), not from SQL.
+_SALES_EXPR = {
+    "rep": "nullIf(s.rep_id, '')",
+    "team": "r.team_id",
+    "customer": "s.customer_id",
+    "product": "s.sku",
+    "category": "s.category",
+    "region": "s.customer_region",
+}
+_COMMISSION_EXPR = {
+    "rep": "c.rep_id",
+    "team": "r.team_id",
+    "customer": "nullIf(c.customer_id, '')",
+    "region": "if(c.order_id = '', NULL, o.customer_region)",
+}
+_SPLIT = ("product", "category")
 
-def _sales(store: Store, start: datetime, end: datetime) -> list[tuple[Any, ...]]:
+
+def _window(start: datetime, end: datetime) -> dict[str, Any]:
+    return {"lo": start.replace(tzinfo=None), "hi": end.replace(tzinfo=None)}
+
+
+def _where(exprs: Mapping[str, str], filters: Mapping[str, str]) -> tuple[str, dict[str, Any]]:
+    sql = ""
+    params: dict[str, Any] = {}
+    for i, (k, v) in enumerate(sorted(filters.items())):
+        if k in exprs:
+            sql += f" AND {exprs[k]} = {{f{i}:String}}"
+            params[f"f{i}"] = v
+    return sql, params
+
+
+def _sales_groups(
+    store: Store, dims: Sequence[str], filters: Mapping[str, str], start: datetime, end: datetime
+) -> list[tuple[Any, ...]]:
+    """``(dim values..., currency, day, revenue, orders)`` per (dims, currency, day):
+    orders placed in the window, not cancelled. An order is placed on one day, so order
+    counts of different days add up exactly."""
+    cols = [f"{_SALES_EXPR[d]} AS k{i}" for i, d in enumerate(dims)]
+    where, params = _where(_SALES_EXPR, filters)
+    join = "LEFT JOIN v_reps AS r ON r.rep_id = s.rep_id" if "team" in {*dims, *filters} else ""
+    group = ", ".join([*(f"k{i}" for i in range(len(dims))), "s.currency", "d"])
     return store.query(
-        "SELECT rep_id, customer_id, sku, category, customer_region, currency, order_id, "
-        "placed_at, toDecimalString(revenue, 12) FROM v_sales "
-        "WHERE order_status != 'cancelled' AND placed_at >= {s:DateTime64(6)} "
-        "AND placed_at < {e:DateTime64(6)}",
-        {"s": start.replace(tzinfo=None), "e": end.replace(tzinfo=None)},
+        f"SELECT {', '.join([*cols, 's.currency', 's.placed_date AS d'])}, "
+        "toDecimalString(sum(s.revenue), 12), uniqExact(s.order_id) "
+        f"FROM v_sales AS s {join} WHERE s.order_status != 'cancelled' "
+        "AND s.placed_at >= {lo:DateTime64(6)} AND s.placed_at < {hi:DateTime64(6)}"
+        f"{where} GROUP BY {group}",
+        {**_window(start, end), **params},
     )
 
 
-def _commission(store: Store, start: datetime, end: datetime) -> list[tuple[Any, ...]]:
-    return store.query(
-        "SELECT c.rep_id, c.order_id, c.customer_id, c.currency, toDecimalString(c.amount, 2), "
-        "c.occurred_at, c.trace, o.customer_region FROM v_commission AS c "
-        "LEFT JOIN v_orders AS o ON o.order_id = c.order_id "
-        "WHERE c.occurred_at >= {s:DateTime64(3)} AND c.occurred_at < {e:DateTime64(3)}",
-        {"s": start.replace(tzinfo=None), "e": end.replace(tzinfo=None)},
+def _commission_groups(
+    store: Store, dims: Sequence[str], filters: Mapping[str, str], start: datetime, end: datetime
+) -> list[tuple[Any, ...]]:
+    """``(dim values..., currency, day, amount)`` of the deltas whose cause occurred in
+    the window. With product or category among ``dims`` or ``filters`` each delta is
+    split over its lines (:func:`_allocate`) in Python; otherwise ClickHouse sums."""
+    sql_dims = [d for d in dims if d not in _SPLIT]
+    where, params = _where(_COMMISSION_EXPR, filters)
+    joins = "LEFT JOIN v_orders AS o ON o.order_id = c.order_id"
+    if "team" in {*dims, *filters}:
+        joins += " LEFT JOIN v_reps AS r ON r.rep_id = c.rep_id"
+    window = "c.occurred_at >= {lo:DateTime64(3)} AND c.occurred_at < {hi:DateTime64(3)}"
+    cols = [f"{_COMMISSION_EXPR[d]} AS k{i}" for i, d in enumerate(sql_dims)]
+    split_filters = {k: v for k, v in filters.items() if k in _SPLIT}
+    if not any(d in _SPLIT for d in dims) and not split_filters:
+        group = ", ".join([*(f"k{i}" for i in range(len(sql_dims))), "c.currency", "d"])
+        return store.query(
+            f"SELECT {', '.join([*cols, 'c.currency', 'toDate(c.occurred_at) AS d'])}, "
+            f"toDecimalString(sum(c.amount), 2) FROM v_commission AS c {joins} "
+            f"WHERE {window}{where} GROUP BY {group}",
+            {**_window(start, end), **params},
+        )
+    rows = store.query(
+        f"SELECT {', '.join([*cols, 'c.currency', 'toDate(c.occurred_at) AS d'])}, "
+        f"toDecimalString(c.amount, 2), c.trace FROM v_commission AS c {joins} "
+        f"WHERE {window}{where}",
+        {**_window(start, end), **params},
     )
-
-
-def _teams(store: Store) -> dict[str, str | None]:
-    return {r[0]: r[1] for r in store.query("SELECT rep_id, team_id FROM v_reps")}
-
-
-def _aware(at: datetime) -> datetime:
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
+    n = len(sql_dims)
+    sums: dict[tuple[Any, ...], Decimal] = defaultdict(Decimal)
+    for row in rows:
+        base = dict(zip(sql_dims, row[:n], strict=True))
+        currency, day, amount, trace = row[n], row[n + 1], Decimal(row[n + 2]), row[n + 3]
+        for sku, category, part in _allocate(amount, trace):
+            attrs = {**base, "product": sku, "category": category}
+            if any(attrs.get(k) != v for k, v in split_filters.items()):
+                continue
+            sums[(*(attrs[d] for d in dims), currency, day)] += part
+    return [(*k, v) for k, v in sums.items()]
 
 
 def _allocate(amount: Decimal, trace: str) -> list[tuple[str | None, str | None, Decimal]]:
     """``(sku, category, part)`` of a delta's amount over its order lines, in proportion
     to each line's commission in the trace (by base amount when those are all 0); the
-    whole amount unallocated (``None, None``) when the delta has no line trace."""
+    whole amount unallocated (``None, None``) when the delta has no order line trace (an
+    accelerator)."""
     try:
         lines = json.loads(trace) if trace else []
     except ValueError:
         lines = []
+    lines = [t for t in lines if t.get("sku")]
     if not lines:
         return [(None, None, amount)]
     weights = [abs(Decimal(t.get("amount") or "0")) for t in lines]
@@ -292,28 +370,24 @@ def performance(
       frozen with the order.
 
     With a time grain among the keys, each row is compared with the bucket just before it
-    (the day, week, month or quarter before), else with the previous period."""
+    (the day, week, month or quarter before), else with the previous period. ClickHouse
+    groups by the keys and the day; only the product/category split of commission runs
+    row by row in Python."""
     keys = parse_by(by)
     cur = parse_period(period) if isinstance(period, str) else period
     grain = next((k for k in keys if k in GRAINS), None)
     if grain is not None and _GRAIN_DAYS[grain] > (cur.end - cur.start).days:
         raise BIError(f"a {grain} is longer than the period {cur.label}")
-    prev = cur.previous() if compare else None
-    lo = prev.start_at if prev is not None else cur.start_at
-    if grain is not None and compare:
-        lo = min(lo, parse_period(_bucket(cur.start_at, grain)).previous().start_at)
-    hi = cur.end_at
-    teams = _teams(store) if "team" in keys or (filters and "team" in filters) else {}
     wanted = dict(filters or {})
     for k in wanted:
         if k not in DIMENSIONS:
             raise BIError(f"cannot filter by {k!r}: expected {', '.join(DIMENSIONS)}")
-
-    def key_of(attrs: dict[str, str | None], at: datetime) -> tuple[str | None, ...] | None:
-        for k, v in wanted.items():
-            if attrs.get(k) != v:
-                return None
-        return tuple(_bucket(at, k) if k in GRAINS else attrs.get(k) for k in keys)
+    prev = cur.previous() if compare else None
+    lo = prev.start_at if prev is not None else cur.start_at
+    if grain is not None and compare:
+        lo = min(lo, parse_period(_bucket(cur.start, grain)).previous().start_at)
+    hi = cur.end_at
+    dims = [k for k in keys if k in DIMENSIONS]
 
     current: dict[Key, _Acc] = defaultdict(_Acc)
     everything: dict[Key, _Acc] = defaultdict(_Acc)  # both windows, for the comparisons
@@ -321,54 +395,47 @@ def performance(
     cur_tot: dict[str, _Acc] = defaultdict(_Acc)
     prev_tot: dict[str, _Acc] = defaultdict(_Acc)
 
-    def targets(at: datetime, currency: str, k: tuple[str | None, ...]) -> list[_Acc]:
-        out = [everything[(k, currency)]]
-        if cur.start_at <= at < hi:
-            out += [current[(k, currency)], cur_tot[currency]]
-        elif prev is not None and prev.start_at <= at < prev.end_at:
-            out += [before[(k, currency)], prev_tot[currency]]
-        return out
+    def key_of(values: Sequence[Any], day: date) -> tuple[str | None, ...]:
+        by_dim = dict(zip(dims, values, strict=True))
+        return tuple(_bucket(day, k) if k in GRAINS else by_dim[k] for k in keys)
 
-    for rep, customer, sku, category, region, currency, order_id, placed, revenue in _sales(
-        store, lo, hi
-    ):
-        at = _aware(placed)
-        attrs = {
-            "rep": rep or None,
-            "team": teams.get(rep) if rep else None,
-            "customer": customer,
-            "product": sku,
-            "category": category,
-            "region": region,
-        }
-        gk = key_of(attrs, at)
-        if gk is None:
-            continue
-        value = Decimal(revenue)
-        for acc in targets(at, currency, gk):
-            acc.revenue += value
-            acc.orders.add(order_id)
+    def targets(
+        day: date, currency: str, k: tuple[str | None, ...]
+    ) -> tuple[list[_Acc], _Acc | None]:
+        """The group accumulators a figure of ``day`` adds to, and its period's total."""
+        groups = [everything[(k, currency)]]
+        if cur.start <= day < cur.end:
+            return [*groups, current[(k, currency)]], cur_tot[currency]
+        if prev is not None and prev.start <= day < prev.end:
+            return [*groups, before[(k, currency)]], prev_tot[currency]
+        return groups, None
 
-    split = "product" in keys or "category" in keys or "product" in wanted or "category" in wanted
-    for rep, order_id, customer, currency, amount, occurred, trace, region in _commission(
-        store, lo, hi
-    ):
-        at = _aware(occurred)
-        parts = _allocate(Decimal(amount), trace) if split else [(None, None, Decimal(amount))]
-        for sku, category, part in parts:
-            attrs = {
-                "rep": rep,
-                "team": teams.get(rep),
-                "customer": customer or None,
-                "product": sku,
-                "category": category,
-                "region": region if order_id else None,
-            }
-            gk = key_of(attrs, at)
-            if gk is None:
-                continue
-            for acc in targets(at, currency, gk):
-                acc.commission += part
+    n = len(dims)
+    for row in _sales_groups(store, dims, wanted, lo, hi):
+        currency, day, revenue, count = row[n], row[n + 1], Decimal(row[n + 2]), int(row[n + 3])
+        groups, total = targets(day, currency, key_of(row[:n], day))
+        for acc in groups:
+            acc.revenue += revenue
+            acc.orders += count
+        if total is not None:
+            total.revenue += revenue
+    # an order may fall in several groups (one per rep, category...): the totals count
+    # distinct orders apart, again per day
+    for currency, day, _revenue, count in _sales_groups(store, [], wanted, lo, hi):
+        if cur.start <= day < cur.end:
+            cur_tot[currency].orders += int(count)
+        elif prev is not None and prev.start <= day < prev.end:
+            prev_tot[currency].orders += int(count)
+
+    for row in _commission_groups(store, dims, wanted, lo, hi):
+        currency, day, amount = row[n], row[n + 1], Decimal(row[n + 2])
+        groups, total = targets(day, currency, key_of(row[:n], day))
+        for acc in groups:
+            acc.commission += amount
+        if total is not None:
+            total.commission += amount
+
+    zero = Figures(Decimal("0.00"), 0, Decimal("0.00"))
 
     def previous_of(k: Key) -> Figures:
         values, currency = k
@@ -379,7 +446,7 @@ def performance(
             shifted = list(values)
             shifted[i] = _prev_bucket(str(values[i]))
             acc = everything.get((tuple(shifted), currency))
-        return acc.figures() if acc is not None else Figures(Decimal("0.00"), 0, Decimal("0.00"))
+        return acc.figures() if acc is not None else zero
 
     rows = [
         PerformanceRow(
@@ -396,13 +463,7 @@ def performance(
             {},
             c,
             cur_tot[c].figures(),
-            (
-                prev_tot[c].figures()
-                if c in prev_tot
-                else Figures(Decimal("0.00"), 0, Decimal("0.00"))
-            )
-            if compare
-            else None,
+            (prev_tot[c].figures() if c in prev_tot else zero) if compare else None,
         )
         for c in sorted(cur_tot)
     ]
