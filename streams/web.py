@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import faust
 from faust.web import Request, Response, View
@@ -55,10 +55,15 @@ def register_views(app: faust.App, ws: WorkerState) -> None:
     class Health(View):
         async def get(self, request: Request) -> Response:
             sink = ws.sink
-            # the web server starts only once table recovery finished; a worker that
-            # runs the sink is ready when the sink runs too
-            ready = not ws.settings.sink or bool(sink and sink.is_alive())
-            return self.json({"ready": ready}, status=200 if ready else 503)
+            # ready: the tables hold every state of the assigned partitions (Faust sets
+            # ``completed`` when recovery ends and starts a new recovery on every
+            # rebalance), and the sink runs where this worker runs one
+            recovery = cast(Any, app.tables).recovery  # faust.tables.recovery.Recovery
+            recovered = recovery.completed.is_set() and not recovery.in_recovery
+            sinking = not ws.settings.sink or bool(sink and sink.is_alive())
+            ready = recovered and sinking
+            body = {"ready": ready, "recovered": recovered, "sink": sinking}
+            return self.json(body, status=200 if ready else 503)
 
     @app.page("/api/status")
     class Status(View):
