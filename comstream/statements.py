@@ -18,6 +18,7 @@ import csv
 import html
 import io
 import json
+import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -86,11 +87,27 @@ def _num(value: Any) -> str:
     return f"{d.normalize():f}"
 
 
+_DECIMAL_IN_TEXT = re.compile(r"-?\d+\.\d+")
+
+
+def _tidy(text: str) -> str:
+    """Decimals inside an engine-written text (a rate table's band, a cap note) without
+    the trailing zeros of their full precision, but with cents kept:
+    ``18178.8000000000000000`` -> ``18178.80``, ``612.3450000`` -> ``612.345``."""
+
+    def short(m: re.Match[str]) -> str:
+        d = Decimal(m.group()).normalize()
+        places = -int(d.as_tuple().exponent)
+        return f"{d.quantize(_CENT):f}" if places < 2 else f"{d:f}"
+
+    return _DECIMAL_IN_TEXT.sub(short, text)
+
+
 def _rate(rate: str, base_kind: str, lang: str) -> str:
     try:
         r = Decimal(rate)
     except (InvalidOperation, ValueError):
-        return rate
+        return _tidy(rate)
     if base_kind == "quantity":
         return t("per_unit", lang, rate=_num(r))
     return _pct(r)
@@ -146,7 +163,7 @@ def explain(line: Mapping[str, Any], lang: str = "en") -> str:
                 share=_pct(ln["share"]),
                 amount=_money(tr.get("amount") or "0"),
             )
-            + (f" [{tr['note']}]" if tr.get("note") else "")
+            + (f" [{_tidy(str(tr['note']))}]" if tr.get("note") else "")
         )
     parts.append(
         t(

@@ -193,3 +193,15 @@ def test_periods_and_grouping_keys() -> None:
     for bad in ("rep,rep", "day,week", "planet"):
         with pytest.raises(BIError):
             parse_by(bad)
+
+
+def test_engine_texts_in_explanations_lose_full_precision_zeros_not_cents() -> None:
+    from comstream.statements import _rate, _tidy
+
+    text = "whole table over order total 30000.00, this line's part 18178.8000000000/24779.2200"
+    assert _rate(text, "revenue", "en") == (
+        "whole table over order total 30000.00, this line's part 18178.80/24779.22"
+    )
+    assert (
+        _tidy("capped at 500.00 (uncapped 612.3450000000)") == "capped at 500.00 (uncapped 612.345)"
+    )
