@@ -23,7 +23,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
-from . import customers, events, facts, messages, orders, reps
+from . import customers, events, facts, messages, orders, payouts, reps
 from .errors import SerdeError
 from .pmap import PMap
 
@@ -64,6 +64,11 @@ _CLASSES: tuple[type[Any], ...] = (
     facts.OrderFact,
     facts.CustomerFact,
     facts.RepFact,
+    # the statement lifecycle (processors.payouts)
+    payouts.Actor,
+    payouts.StatementCommand,
+    payouts.AuditRecord,
+    payouts.StatementState,
 )
 REGISTRY: dict[str, type[Any]] = {cls.__name__: cls for cls in _CLASSES}
 """Every type :func:`dumps` accepts, by the tag it writes."""

@@ -1,0 +1,503 @@
+"""The statement lifecycle (SEMANTICS.md section 7): period close, review, return,
+approval and payment, as commands applied to a statement state.
+
+A statement is one rep's deltas booked in one period. Its states::
+
+    open --(period closed)--> closed --review--> reviewed --approve--> approved --pay--> paid
+                               ^   |                |
+                               |   +---return-------+  (return: back to closed, with a reason)
+
+The period's close is one command (:class:`ClosePeriod`, admin only) for all statements
+of the period: a statement of a closed period that no command touched yet is ``closed``
+at version 1 (:func:`effective_state`); one of an open period is ``open`` at version 0.
+
+Contract of :func:`apply_command`: ``(state, command, context) -> (state, outputs)``, pure.
+
+- Every command yields exactly one :class:`AuditRecord` (applied or refused) whose
+  ``audit_id`` is the command id; a close also yields a :class:`PeriodClosed` event.
+- The same command delivered again (same ``command_id``) changes nothing and yields the
+  same outputs again (the first send may have been lost), never new ones.
+- A command carries the statement version it saw (``expected_version``); a different
+  current version refuses it with code ``conflict`` (optimistic concurrency: of two
+  approvals of the same version one wins, the other is a conflict).
+- Roles: rep reads own statements only; manager reviews (and returns) the statements of
+  their team; finance approves, returns reviewed statements and records payments; admin
+  closes periods. Segregation: nobody reviews, returns, approves or pays their own
+  statement, and nobody approves a statement they reviewed.
+- A payment must equal the totals frozen at approval, currency by currency, and carry
+  a payout reference.
+
+Refusal codes: ``forbidden`` (role or ownership), ``segregation``, ``conflict`` (stale
+version), ``invalid_state`` (not allowed from the current state), ``invalid`` (missing or
+malformed field), ``amount_mismatch`` (payment differs from the total).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from .errors import EngineError
+from .events import PeriodClosed
+from .periods import is_period
+
+
+class Role(StrEnum):
+    REP = "rep"
+    MANAGER = "manager"
+    FINANCE = "finance"
+    ADMIN = "admin"
+
+
+class Status(StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+    REVIEWED = "reviewed"
+    APPROVED = "approved"
+    PAID = "paid"
+
+
+class Action(StrEnum):
+    CLOSE_PERIOD = "close_period"
+    REVIEW = "review"
+    RETURN = "return"
+    APPROVE = "approve"
+    PAY = "pay"
+
+
+class Outcome(StrEnum):
+    APPLIED = "applied"
+    REFUSED = "refused"
+
+
+# the key of the period-level state (the close) in the statements table: no rep id
+PERIOD_KEY_REP = ""
+
+MAX_TEXT = 2000  # reasons and references longer than this are refused (``invalid``)
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who issues a command: the authenticated user, their role, and (for a rep or a
+    manager) the rep id they are and the team they belong to or lead."""
+
+    user_id: str
+    role: Role
+    rep_id: str | None = None
+    team: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StatementCommand:
+    """A command on one statement (``rep_id``, ``period``) or, for ``close_period``, on
+    a whole period (``rep_id`` is empty).
+
+    ``amounts`` is, for ``approve``, the statement totals per currency the approver saw
+    (they are frozen into the state) and, for ``pay``, the amounts paid per currency.
+    ``reason`` is required for ``return``; ``reference`` (the payout reference) for
+    ``pay``."""
+
+    command_id: str
+    action: Action
+    rep_id: str
+    period: str
+    actor: Actor
+    issued_at: datetime
+    expected_version: int
+    reason: str = ""
+    reference: str = ""
+    amounts: tuple[tuple[str, Decimal], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One line of the audit trail: a command's outcome, applied or refused.
+
+    ``audit_id`` is unique per command (the command id), so a record sent twice is one
+    record. ``at`` is the command's time (deterministic on a re-delivery)."""
+
+    audit_id: str
+    command_id: str
+    action: str
+    outcome: Outcome
+    code: str  # "" when applied, else the refusal code (see the module docstring)
+    message: str
+    rep_id: str
+    period: str
+    actor_id: str
+    actor_role: str
+    at: datetime
+    state_before: str
+    state_after: str
+    version_before: int
+    version_after: int
+    reason: str = ""
+    reference: str = ""
+    amounts: tuple[tuple[str, Decimal], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StatementState:
+    """The stored state of a statement (or, with an empty ``rep_id``, of a period's
+    close). ``history`` holds the audit record of every command seen, in order: the
+    lifecycle is a handful of commands, and it answers re-deliveries."""
+
+    rep_id: str
+    period: str
+    status: Status
+    version: int
+    reviewed_by: str | None = None
+    approved_by: str | None = None
+    totals: tuple[tuple[str, Decimal], ...] = ()
+    paid_amounts: tuple[tuple[str, Decimal], ...] = ()
+    payout_reference: str = ""
+    paid_at: datetime | None = None
+    return_reason: str = ""
+    history: tuple[AuditRecord, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StatementContext:
+    """What the worker knows when it applies a command: whether the period is closed
+    (the closed periods of the dimension topic) and the statement rep's team and
+    manager (from ``crm.reps``; None when unknown)."""
+
+    period_closed: bool
+    rep_team: str | None = None
+    rep_manager: str | None = None
+
+
+class Refusal(EngineError):
+    """A command refused by :func:`apply_command` (internal: it becomes a record)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def statement_key(rep_id: str, period: str) -> str:
+    """The table and message key of a statement (``rep|period``; a period's close:
+    ``|period``)."""
+    return f"{rep_id}|{period}"
+
+
+def effective_state(
+    state: StatementState | None, rep_id: str, period: str, period_closed: bool
+) -> StatementState:
+    """The state of a statement that may never have been stored: open (version 0) while
+    its period is open, closed (version 1) once it is."""
+    if state is not None:
+        return state
+    if period_closed:
+        return StatementState(rep_id, period, Status.CLOSED, 1)
+    return StatementState(rep_id, period, Status.OPEN, 0)
+
+
+def normalize_amounts(
+    amounts: Mapping[str, object] | Iterable[tuple[str, object]],
+) -> tuple[tuple[str, Decimal], ...]:
+    """Amounts per currency as a sorted tuple of (currency, Decimal), zero amounts
+    dropped, from a mapping or pairs. Raises ValueError on anything else."""
+    items = amounts.items() if isinstance(amounts, Mapping) else amounts
+    out: dict[str, Decimal] = {}
+    for pair in items:
+        currency, amount = pair
+        if not isinstance(currency, str) or not currency:
+            raise ValueError(f"bad currency {currency!r}")
+        try:
+            value = Decimal(str(amount))
+        except ArithmeticError:
+            raise ValueError(f"bad amount {amount!r}") from None
+        if not value.is_finite():
+            raise ValueError(f"bad amount {amount!r}")
+        out[currency] = out.get(currency, Decimal(0)) + value
+    return tuple(sorted((c, a) for c, a in out.items() if a != 0))
+
+
+def _same_amounts(a: tuple[tuple[str, Decimal], ...], b: tuple[tuple[str, Decimal], ...]) -> bool:
+    return normalize_amounts(a) == normalize_amounts(b)
+
+
+def _fmt(amounts: tuple[tuple[str, Decimal], ...]) -> str:
+    return ", ".join(f"{a} {c}" for c, a in normalize_amounts(amounts)) or "nothing"
+
+
+# ---- reads ---------------------------------------------------------------------------
+
+
+def can_read_statement(
+    actor: Actor, rep_id: str, rep_team: str | None, rep_manager: str | None
+) -> bool:
+    """Whether ``actor`` may read ``rep_id``'s statements: a rep their own, a manager
+    their own and their team's, finance and admin every one."""
+    if actor.role in (Role.FINANCE, Role.ADMIN):
+        return True
+    if actor.rep_id is not None and actor.rep_id == rep_id:
+        return True
+    if actor.role == Role.MANAGER:
+        return _leads(actor, rep_team, rep_manager)
+    return False
+
+
+def _leads(actor: Actor, rep_team: str | None, rep_manager: str | None) -> bool:
+    """A manager leads a rep whose team is the manager's team, or whose manager is the
+    manager's rep id."""
+    by_team = actor.team is not None and rep_team is not None and actor.team == rep_team
+    by_manager = actor.rep_id is not None and rep_manager == actor.rep_id
+    return by_team or by_manager
+
+
+# ---- the state machine -----------------------------------------------------------------
+
+
+def _check_text(name: str, text: str, required: bool) -> None:
+    if required and not text.strip():
+        raise Refusal("invalid", f"a {name} is required")
+    if len(text) > MAX_TEXT:
+        raise Refusal("invalid", f"the {name} is longer than {MAX_TEXT} characters")
+
+
+def _not_own(cmd: StatementCommand, what: str) -> None:
+    if cmd.actor.rep_id is not None and cmd.actor.rep_id == cmd.rep_id:
+        raise Refusal("segregation", f"nobody may {what} their own statement")
+
+
+def _transition(
+    state: StatementState, cmd: StatementCommand, ctx: StatementContext
+) -> StatementState:
+    """The next state, or :class:`Refusal`. Checks in order: role, segregation, version,
+    state, fields."""
+    actor = cmd.actor
+    action = cmd.action
+    if action == Action.CLOSE_PERIOD:
+        if actor.role != Role.ADMIN:
+            raise Refusal("forbidden", "only an admin closes a period")
+        if cmd.expected_version != state.version:
+            raise Refusal(
+                "conflict",
+                f"the period close is at version {state.version}, "
+                f"the command saw {cmd.expected_version}",
+            )
+        if state.status != Status.OPEN or ctx.period_closed:
+            raise Refusal("invalid_state", f"period {cmd.period} is already closed")
+        return replace(state, status=Status.CLOSED, version=state.version + 1)
+
+    if action in (Action.REVIEW, Action.RETURN) and actor.role == Role.MANAGER:
+        if not _leads(actor, ctx.rep_team, ctx.rep_manager):
+            raise Refusal("forbidden", f"{cmd.rep_id} is not in the manager's team")
+    elif action == Action.REVIEW:
+        raise Refusal("forbidden", "only the rep's manager reviews a statement")
+    elif action == Action.RETURN and actor.role != Role.FINANCE:
+        raise Refusal("forbidden", "only the rep's manager or finance returns a statement")
+    elif action in (Action.APPROVE, Action.PAY) and actor.role != Role.FINANCE:
+        verb = "approves" if action == Action.APPROVE else "records payments"
+        raise Refusal("forbidden", f"only finance {verb}")
+
+    verb = {
+        Action.REVIEW: "review",
+        Action.RETURN: "return",
+        Action.APPROVE: "approve",
+        Action.PAY: "pay",
+    }[action]
+    _not_own(cmd, verb)
+    if action == Action.APPROVE and state.reviewed_by == actor.user_id:
+        raise Refusal("segregation", "nobody may approve a statement they reviewed")
+
+    if cmd.expected_version != state.version:
+        raise Refusal(
+            "conflict",
+            f"the statement is at version {state.version} ({state.status.value}), "
+            f"the command saw version {cmd.expected_version}: reload and retry",
+        )
+
+    status = state.status
+    if action == Action.REVIEW:
+        if status != Status.CLOSED:
+            raise Refusal("invalid_state", f"only a closed statement is reviewed, not {status}")
+        return replace(
+            state,
+            status=Status.REVIEWED,
+            version=state.version + 1,
+            reviewed_by=actor.user_id,
+            return_reason="",
+        )
+    if action == Action.RETURN:
+        _check_text("reason", cmd.reason, required=True)
+        allowed: tuple[Status, ...] = (Status.CLOSED, Status.REVIEWED)
+        if actor.role == Role.FINANCE:
+            allowed = (Status.REVIEWED,)
+        if status not in allowed:
+            raise Refusal(
+                "invalid_state",
+                f"a {actor.role.value} returns a statement only when it is "
+                f"{' or '.join(s.value for s in allowed)}, not {status}",
+            )
+        return replace(
+            state,
+            status=Status.CLOSED,
+            version=state.version + 1,
+            reviewed_by=None,
+            return_reason=cmd.reason,
+        )
+    if action == Action.APPROVE:
+        if status != Status.REVIEWED:
+            raise Refusal("invalid_state", f"only a reviewed statement is approved, not {status}")
+        return replace(
+            state,
+            status=Status.APPROVED,
+            version=state.version + 1,
+            approved_by=actor.user_id,
+            totals=normalize_amounts(cmd.amounts),
+        )
+    # pay
+    if status != Status.APPROVED:
+        raise Refusal("invalid_state", f"only an approved statement is paid, not {status}")
+    _check_text("payout reference", cmd.reference, required=True)
+    if not _same_amounts(cmd.amounts, state.totals):
+        raise Refusal(
+            "amount_mismatch",
+            f"the payment ({_fmt(cmd.amounts)}) does not equal the approved total "
+            f"({_fmt(state.totals)})",
+        )
+    return replace(
+        state,
+        status=Status.PAID,
+        version=state.version + 1,
+        paid_amounts=normalize_amounts(cmd.amounts),
+        payout_reference=cmd.reference,
+        paid_at=cmd.issued_at,
+    )
+
+
+def _validate(cmd: StatementCommand) -> None:
+    if not is_period(cmd.period):
+        raise Refusal("invalid", f"{cmd.period!r} is not a period (YYYY-MM or YYYY-Qn)")
+    if (cmd.action == Action.CLOSE_PERIOD) != (cmd.rep_id == PERIOD_KEY_REP):
+        raise Refusal("invalid", "a period close names no rep; every other command names one")
+    if "|" in cmd.rep_id:
+        raise Refusal("invalid", "a rep id never holds '|'")
+    _check_text("reason", cmd.reason, required=False)
+    _check_text("payout reference", cmd.reference, required=False)
+    try:
+        normalize_amounts(cmd.amounts)
+    except (ValueError, TypeError, ArithmeticError) as exc:
+        raise Refusal("invalid", f"bad amounts: {exc}") from None
+
+
+def apply_command(
+    state: StatementState | None, cmd: StatementCommand, ctx: StatementContext
+) -> tuple[StatementState, list[AuditRecord | PeriodClosed]]:
+    """Apply ``cmd`` to the stored ``state`` (None: never stored) of its statement.
+
+    Returns the new state (the same object when nothing changed but the history) and
+    the outputs: the command's :class:`AuditRecord` and, for an applied close, the
+    :class:`PeriodClosed` event to publish (its event id derives from the period, so a
+    re-emission is the same event). A command id already in the state's history
+    returns the state unchanged and the same outputs again."""
+    current = effective_state(state, cmd.rep_id, cmd.period, ctx.period_closed)
+    for seen in current.history:
+        if seen.command_id == cmd.command_id:
+            return current, _outputs(seen, cmd)
+    try:
+        _validate(cmd)
+        after = _transition(current, cmd, ctx)
+    except Refusal as refusal:
+        record = _record(cmd, current, current, Outcome.REFUSED, refusal.code, refusal.message)
+        return replace(current, history=(*current.history, record)), [record]
+    record = _record(cmd, current, after, Outcome.APPLIED, "", _summary(cmd, after))
+    new_state = replace(after, history=(*current.history, record))
+    return new_state, _outputs(record, cmd)
+
+
+def _outputs(record: AuditRecord, cmd: StatementCommand) -> list[AuditRecord | PeriodClosed]:
+    out: list[AuditRecord | PeriodClosed] = [record]
+    if record.outcome == Outcome.APPLIED and record.action == Action.CLOSE_PERIOD.value:
+        out.append(period_closed_event(record.period, record.actor_id, record.at))
+    return out
+
+
+def period_closed_event(period: str, closed_by: str, at: datetime) -> PeriodClosed:
+    """The engine's close event for ``period`` (its id derives from the period: the
+    periods topic is compacted by period, and a period closes once)."""
+    return PeriodClosed(
+        event_id=f"period-closed:{period}", occurred_at=at, period=period, closed_by=closed_by
+    )
+
+
+def _summary(cmd: StatementCommand, after: StatementState) -> str:
+    match cmd.action:
+        case Action.CLOSE_PERIOD:
+            return f"period {cmd.period} closed"
+        case Action.REVIEW:
+            return "reviewed"
+        case Action.RETURN:
+            return "returned to closed"
+        case Action.APPROVE:
+            return f"approved: {_fmt(after.totals)}"
+        case _:
+            return f"paid {_fmt(after.paid_amounts)}"
+
+
+def _record(
+    cmd: StatementCommand,
+    before: StatementState,
+    after: StatementState,
+    outcome: Outcome,
+    code: str,
+    message: str,
+) -> AuditRecord:
+    return AuditRecord(
+        audit_id=cmd.command_id,
+        command_id=cmd.command_id,
+        action=cmd.action.value,
+        outcome=outcome,
+        code=code,
+        message=message,
+        rep_id=cmd.rep_id,
+        period=cmd.period,
+        actor_id=cmd.actor.user_id,
+        actor_role=cmd.actor.role.value,
+        at=cmd.issued_at,
+        state_before=before.status.value,
+        state_after=after.status.value,
+        version_before=before.version,
+        version_after=after.version,
+        reason=cmd.reason,
+        reference=cmd.reference,
+        amounts=cmd.amounts,
+    )
+
+
+def refusal_record(
+    audit_id: str,
+    actor: Actor | None,
+    action: str,
+    message: str,
+    at: datetime,
+    rep_id: str = "",
+    period: str = "",
+    code: str = "forbidden",
+) -> AuditRecord:
+    """The audit record of a request refused before it became a command (no token, a
+    role that may not call the route, a statement the actor may not read)."""
+    return AuditRecord(
+        audit_id=audit_id,
+        command_id=audit_id,
+        action=action,
+        outcome=Outcome.REFUSED,
+        code=code,
+        message=message,
+        rep_id=rep_id,
+        period=period,
+        actor_id=actor.user_id if actor is not None else "",
+        actor_role=actor.role.value if actor is not None else "",
+        at=at,
+        state_before="",
+        state_after="",
+        version_before=0,
+        version_after=0,
+    )

@@ -1,0 +1,328 @@
+"""The statement lifecycle of SEMANTICS.md section 7 (:mod:`processors.payouts`): the
+state machine, roles, segregation of duties, optimistic concurrency, idempotent
+commands and payments that must equal the approved total."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from processors import serde
+from processors.events import PeriodClosed
+from processors.payouts import (
+    Action,
+    Actor,
+    AuditRecord,
+    Outcome,
+    Role,
+    StatementCommand,
+    StatementContext,
+    StatementState,
+    Status,
+    apply_command,
+    can_read_statement,
+    effective_state,
+    normalize_amounts,
+)
+
+T0 = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
+P = "2026-11"
+ADMIN = Actor("u-admin", Role.ADMIN)
+MANAGER = Actor("u-mgr", Role.MANAGER, rep_id="r-mgr", team="east")
+OTHER_MANAGER = Actor("u-mgr2", Role.MANAGER, rep_id="r-mgr2", team="west")
+FIN = Actor("u-fin", Role.FINANCE)
+FIN2 = Actor("u-fin2", Role.FINANCE)
+REP = Actor("u-r1", Role.REP, rep_id="r1", team="east")
+CTX = StatementContext(period_closed=True, rep_team="east", rep_manager="r-mgr")
+TOTAL = (("USD", Decimal("1234.50")),)
+_ids = itertools.count()
+
+
+def cmd(
+    action: Action,
+    actor: Actor,
+    version: int,
+    rep: str = "r1",
+    **kw: object,
+) -> StatementCommand:
+    return StatementCommand(
+        command_id=f"c{next(_ids)}",
+        action=action,
+        rep_id=rep,
+        period=P,
+        actor=actor,
+        issued_at=T0 + timedelta(minutes=next(_ids)),
+        expected_version=version,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def run(
+    state: StatementState | None, c: StatementCommand, ctx: StatementContext = CTX
+) -> tuple[StatementState, AuditRecord]:
+    new, out = apply_command(state, c, ctx)
+    record = out[0]
+    assert isinstance(record, AuditRecord)
+    return new, record
+
+
+def walk_to(status: Status) -> StatementState:
+    """A statement of r1 walked from closed to ``status`` by the right roles."""
+    state: StatementState | None = None
+    steps = [
+        (Status.REVIEWED, cmd(Action.REVIEW, MANAGER, 1)),
+        (Status.APPROVED, cmd(Action.APPROVE, FIN, 2, amounts=TOTAL)),
+        (Status.PAID, cmd(Action.PAY, FIN2, 3, amounts=TOTAL, reference="PAY-1")),
+    ]
+    current = effective_state(None, "r1", P, True)
+    if status == Status.CLOSED:
+        return current
+    for target, c in steps:
+        state, rec = run(state, c)
+        assert rec.outcome == Outcome.APPLIED, rec.message
+        if target == status:
+            return state
+    raise AssertionError(status)
+
+
+def test_a_statement_walks_from_open_to_paid_with_an_audit_record_per_step() -> None:
+    assert effective_state(None, "r1", P, False).status == Status.OPEN
+    period_state, out = apply_command(
+        None,
+        cmd(Action.CLOSE_PERIOD, ADMIN, 0, rep=""),
+        StatementContext(period_closed=False),
+    )
+    assert period_state.status == Status.CLOSED
+    assert isinstance(out[1], PeriodClosed) and out[1].period == P
+    assert out[1].event_id == f"period-closed:{P}"
+    state = walk_to(Status.PAID)
+    assert state.status == Status.PAID and state.version == 4
+    assert state.reviewed_by == "u-mgr" and state.approved_by == "u-fin"
+    assert state.payout_reference == "PAY-1" and state.paid_amounts == TOTAL
+    steps = [(r.state_before, r.state_after, r.actor_id) for r in state.history]
+    assert steps == [
+        ("closed", "reviewed", "u-mgr"),
+        ("reviewed", "approved", "u-fin"),
+        ("approved", "paid", "u-fin2"),
+    ]
+    assert all(r.outcome == Outcome.APPLIED and r.code == "" for r in state.history)
+
+
+def test_return_goes_back_to_closed_with_its_reason_and_needs_one() -> None:
+    reviewed = walk_to(Status.REVIEWED)
+    _, rec = run(reviewed, cmd(Action.RETURN, FIN, 2, reason="  "))
+    assert (rec.outcome, rec.code) == (Outcome.REFUSED, "invalid")
+    state, rec = run(reviewed, cmd(Action.RETURN, FIN, 2, reason="order 17 is disputed"))
+    assert rec.outcome == Outcome.APPLIED
+    assert state.status == Status.CLOSED and state.return_reason == "order 17 is disputed"
+    assert state.reviewed_by is None and state.version == 3
+    # the manager may return a closed statement; finance only a reviewed one
+    _, rec = run(state, cmd(Action.RETURN, FIN, 3, reason="x"))
+    assert rec.code == "invalid_state"
+    again, rec = run(state, cmd(Action.RETURN, MANAGER, 3, reason="fix the split"))
+    assert rec.outcome == Outcome.APPLIED and again.status == Status.CLOSED
+    # and it can be reviewed again
+    state, rec = run(again, cmd(Action.REVIEW, MANAGER, 4))
+    assert rec.outcome == Outcome.APPLIED and state.status == Status.REVIEWED
+
+
+ROLES = [ADMIN, MANAGER, FIN, REP]
+ALLOWED = {
+    # (action, status the statement is in) -> roles that may apply it
+    (Action.REVIEW, Status.CLOSED): {Role.MANAGER},
+    (Action.RETURN, Status.CLOSED): {Role.MANAGER},
+    (Action.RETURN, Status.REVIEWED): {Role.MANAGER, Role.FINANCE},
+    (Action.APPROVE, Status.REVIEWED): {Role.FINANCE},
+    (Action.PAY, Status.APPROVED): {Role.FINANCE},
+}
+
+
+@pytest.mark.parametrize("status", [Status.CLOSED, Status.REVIEWED, Status.APPROVED, Status.PAID])
+@pytest.mark.parametrize("action", [Action.REVIEW, Action.RETURN, Action.APPROVE, Action.PAY])
+@pytest.mark.parametrize("actor", ROLES, ids=lambda a: a.role.value)
+def test_every_role_against_every_statement_command(
+    status: Status, action: Action, actor: Actor
+) -> None:
+    state = walk_to(status)
+    # finance-2 approves/pays so that "u-fin" (who approved) stays free for other checks
+    who = FIN2 if actor is FIN and status == Status.REVIEWED else actor
+    c = cmd(action, who, state.version, reason="why", reference="REF", amounts=TOTAL)
+    new, rec = run(state, c)
+    if actor.role in ALLOWED.get((action, status), set()):
+        assert rec.outcome == Outcome.APPLIED, rec.message
+        assert new.version == state.version + 1
+    else:
+        assert rec.outcome == Outcome.REFUSED
+        assert rec.code in ("forbidden", "invalid_state", "segregation"), rec
+        assert rec.message
+        assert (new.status, new.version) == (state.status, state.version)
+        assert rec.state_before == rec.state_after == state.status.value
+
+
+def test_only_an_admin_closes_a_period_and_only_once() -> None:
+    open_ctx = StatementContext(period_closed=False)
+    for actor in (MANAGER, FIN, REP):
+        _, rec = run(None, cmd(Action.CLOSE_PERIOD, actor, 0, rep=""), open_ctx)
+        assert rec.code == "forbidden"
+    state, rec = run(None, cmd(Action.CLOSE_PERIOD, ADMIN, 0, rep=""), open_ctx)
+    assert rec.outcome == Outcome.APPLIED
+    _, rec = run(state, cmd(Action.CLOSE_PERIOD, ADMIN, 1, rep=""), CTX)
+    assert rec.code == "invalid_state"
+
+
+def test_statements_of_an_open_period_cannot_be_reviewed() -> None:
+    _, rec = run(None, cmd(Action.REVIEW, MANAGER, 0), StatementContext(False, "east"))
+    assert rec.code == "invalid_state" and "open" in rec.message
+
+
+def test_a_manager_reviews_only_their_team() -> None:
+    _, rec = run(None, cmd(Action.REVIEW, OTHER_MANAGER, 1))
+    assert rec.code == "forbidden" and "team" in rec.message
+    # the rep's manager id also makes a manager the rep's manager
+    by_id = Actor("u-boss", Role.MANAGER, rep_id="r-mgr", team=None)
+    _, rec = run(None, cmd(Action.REVIEW, by_id, 1))
+    assert rec.outcome == Outcome.APPLIED
+
+
+def test_segregation_of_duties() -> None:
+    own_manager = Actor("u-mgr", Role.MANAGER, rep_id="r-mgr", team="east")
+    _, rec = run(None, cmd(Action.REVIEW, own_manager, 1, rep="r-mgr"))
+    assert rec.code == "segregation" and "own statement" in rec.message
+    # a finance user who is also a rep cannot approve or pay their own statement
+    fin_rep = Actor("u-finrep", Role.FINANCE, rep_id="r1")
+    reviewed = walk_to(Status.REVIEWED)
+    _, rec = run(reviewed, cmd(Action.APPROVE, fin_rep, 2, amounts=TOTAL))
+    assert rec.code == "segregation"
+    # nobody approves a statement they reviewed (the same user id in two roles)
+    reviewer_as_finance = Actor("u-mgr", Role.FINANCE)
+    _, rec = run(reviewed, cmd(Action.APPROVE, reviewer_as_finance, 2, amounts=TOTAL))
+    assert rec.code == "segregation" and "reviewed" in rec.message
+    approved = walk_to(Status.APPROVED)
+    _, rec = run(approved, cmd(Action.PAY, fin_rep, 3, amounts=TOTAL, reference="R"))
+    assert rec.code == "segregation"
+
+
+def test_two_approvals_of_the_same_version_one_wins_the_other_conflicts() -> None:
+    reviewed = walk_to(Status.REVIEWED)
+    a = cmd(Action.APPROVE, FIN, 2, amounts=TOTAL)
+    b = cmd(Action.APPROVE, FIN2, 2, amounts=TOTAL)
+    state, first = run(reviewed, a)
+    state, second = run(state, b)
+    assert first.outcome == Outcome.APPLIED
+    assert (second.outcome, second.code) == (Outcome.REFUSED, "conflict")
+    assert "version 3" in second.message and "saw version 2" in second.message
+    assert state.approved_by == "u-fin" and state.version == 3
+
+
+def test_the_same_command_delivered_twice_applies_once_and_answers_the_same() -> None:
+    reviewed = walk_to(Status.REVIEWED)
+    c = cmd(Action.APPROVE, FIN, 2, amounts=TOTAL)
+    once, out1 = apply_command(reviewed, c, CTX)
+    twice, out2 = apply_command(once, c, CTX)
+    assert twice is once and out1 == out2
+    assert len(twice.history) == len(reviewed.history) + 1
+    # a refused command re-delivered is refused the same way, once
+    bad = cmd(Action.PAY, FIN, 3, amounts=(("USD", Decimal(1)),), reference="R")
+    s1, o1 = apply_command(once, bad, CTX)
+    s2, o2 = apply_command(s1, bad, CTX)
+    assert o1 == o2 and s2 is s1 and len(s2.history) == len(s1.history)
+    # a close delivered twice emits the same PeriodClosed again (its send may be lost)
+    close = cmd(Action.CLOSE_PERIOD, ADMIN, 0, rep="")
+    p1, c1 = apply_command(None, close, StatementContext(False))
+    p2, c2 = apply_command(p1, close, StatementContext(True))
+    assert c1 == c2 and len(c2) == 2 and p2 is p1
+
+
+def test_a_payment_must_equal_the_approved_total_and_carry_a_reference() -> None:
+    approved = walk_to(Status.APPROVED)
+    for amounts in (
+        (("USD", Decimal("1234.49")),),
+        (),
+        (("USD", Decimal("1234.50")), ("EUR", Decimal("1"))),
+        (("EUR", Decimal("1234.50")),),
+    ):
+        _, rec = run(approved, cmd(Action.PAY, FIN2, 3, amounts=amounts, reference="R"))
+        assert rec.code == "amount_mismatch", amounts
+        assert "1234.50 USD" in rec.message
+    _, rec = run(approved, cmd(Action.PAY, FIN2, 3, amounts=TOTAL, reference=" "))
+    assert rec.code == "invalid" and "reference" in rec.message
+    # the same total written differently is the same total
+    same = (("USD", Decimal("1234.5000")), ("EUR", Decimal("0")))
+    state, rec = run(approved, cmd(Action.PAY, FIN2, 3, amounts=same, reference="R"))
+    assert rec.outcome == Outcome.APPLIED and state.status == Status.PAID
+
+
+def test_free_text_is_kept_verbatim() -> None:
+    nasty = "'); DROP TABLE audit_log; -- <script>alert(1)</script> 提成"
+    reviewed = walk_to(Status.REVIEWED)
+    state, rec = run(reviewed, cmd(Action.RETURN, FIN, 2, reason=nasty))
+    assert rec.reason == nasty and state.return_reason == nasty
+    assert serde.loads(serde.dumps(state)) == state
+
+
+def test_reads() -> None:
+    assert can_read_statement(REP, "r1", "east", None)
+    assert not can_read_statement(REP, "r2", "east", None)
+    assert can_read_statement(MANAGER, "r2", "east", None)
+    assert not can_read_statement(OTHER_MANAGER, "r2", "east", None)
+    assert can_read_statement(FIN, "r2", None, None)
+    assert can_read_statement(ADMIN, "r2", None, None)
+
+
+def test_normalize_amounts() -> None:
+    assert normalize_amounts({"USD": "1.50", "EUR": 0}) == (("USD", Decimal("1.50")),)
+    for bad in ({"USD": "x"}, {"": "1"}, {"USD": "NaN"}):
+        with pytest.raises(ValueError):
+            normalize_amounts(bad)
+
+
+actions = st.sampled_from(list(Action))
+actors = st.sampled_from([ADMIN, MANAGER, OTHER_MANAGER, FIN, FIN2, REP])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(actions, actors, st.integers(0, 6), st.booleans(), st.sampled_from([0, 1])),
+        max_size=25,
+    )
+)
+def test_any_command_sequence_keeps_the_invariants(
+    steps: list[tuple[Action, Actor, int, bool, int]],
+) -> None:
+    """Whatever arrives in whatever order (including re-deliveries): the version counts
+    the applied transitions, one record per distinct command, paid is final and equals
+    the approved total, and the approver never reviewed it nor owns it."""
+    state: StatementState | None = None
+    issued: list[StatementCommand] = []
+    for action, actor, version, redeliver, _ in steps:
+        if redeliver and issued:
+            c = issued[-1]
+        else:
+            c = cmd(action, actor, version, reason="r", reference="ref", amounts=TOTAL)
+            if action == Action.CLOSE_PERIOD:
+                c = cmd(action, actor, version, rep="")
+                continue  # a period close is keyed apart from statements
+            issued.append(c)
+        before = effective_state(state, "r1", P, True)
+        state, out = apply_command(state, c, CTX)
+        rec = out[0]
+        assert isinstance(rec, AuditRecord)
+        if before.status == Status.PAID:
+            assert state.status == Status.PAID
+        if rec.outcome == Outcome.APPLIED and rec.action == "approve":
+            assert rec.actor_id != before.reviewed_by
+    if state is None:
+        return
+    applied = [r for r in state.history if r.outcome == Outcome.APPLIED]
+    assert state.version == 1 + len(applied)
+    assert len({r.command_id for r in state.history}) == len(state.history)
+    assert len(state.history) == len({c.command_id for c in issued})
+    if state.status == Status.PAID:
+        assert normalize_amounts(state.paid_amounts) == normalize_amounts(state.totals)
+    assert serde.loads(serde.dumps(state)) == state
