@@ -229,6 +229,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .reports import add_parsers
 
     add_parsers(sub, cmd_report)
+
+    from .payouts_cmd import add_parsers as add_payout_parsers
+
+    add_payout_parsers(sub, _settings)
     return parser
 
 

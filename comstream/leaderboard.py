@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import urllib.error
 import urllib.request
 from decimal import Decimal
@@ -19,8 +20,12 @@ class WorkerUnavailable(ComstreamError):
 
 def get_json(base_url: str, path: str, timeout: float = 5.0) -> Any:
     """GET ``base_url + path`` and parse the JSON body; decimals stay exact."""
+    req = urllib.request.Request(base_url + path)
+    token = os.environ.get("COMSTREAM_TOKEN")
+    if token:  # the worker's API asks for one once users exist (docs/payouts.md)
+        req.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(base_url + path, timeout=timeout) as resp:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
             return json.loads(resp.read(), parse_float=Decimal)
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise WorkerUnavailable(f"{base_url}{path}: {exc}") from exc

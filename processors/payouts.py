@@ -189,8 +189,12 @@ def effective_state(
     state: StatementState | None, rep_id: str, period: str, period_closed: bool
 ) -> StatementState:
     """The state of a statement that may never have been stored: open (version 0) while
-    its period is open, closed (version 1) once it is."""
+    its period is open, closed (version 1) once it is. A state stored while the period
+    was open (it holds only refused commands) is closed too once the period is."""
     if state is not None:
+        if state.status == Status.OPEN and period_closed:
+            # stored while open (a refused command's history): the close moved it on
+            return replace(state, status=Status.CLOSED, version=state.version + 1)
         return state
     if period_closed:
         return StatementState(rep_id, period, Status.CLOSED, 1)

@@ -237,6 +237,27 @@ class Store:
             except Exception as exc:
                 raise SinkError(f"ClickHouse query failed: {exc}") from exc
 
+    def execute(self, sql: str, parameters: dict[str, Any] | None = None) -> None:
+        """Run a statement that returns no rows (DDL). Raises SinkError."""
+        self._command(sql, parameters)
+
+    def insert_rows(
+        self,
+        table: str,
+        rows: Sequence[Sequence[Any]],
+        columns: Sequence[str],
+        settings: dict[str, Any] | None = None,
+    ) -> None:
+        """Insert ``rows`` into ``table`` as one block. Raises SinkError if ClickHouse did
+        not acknowledge."""
+        with self._lock:
+            try:
+                self._client.insert(
+                    table, rows, column_names=list(columns), settings=settings or {}
+                )
+            except Exception as exc:
+                raise SinkError(f"insert into {table} failed: {exc}") from exc
+
     def ensure_schema(self) -> None:
         """Create the tables and views if they do not exist (idempotent), then make sure
         the rollup agrees with the ledger (a crash between the two writes of one insert

@@ -42,10 +42,12 @@ from schemas.codec import DeadLetterRecord, decode_event, encode
 from schemas.errors import CodecError
 from sinks.clickhouse import Store
 
+from .audit_sink import AuditSink
 from .dimensions import Dimensions
 from .live import LedgerSignal
 from .settings import Settings
 from .sink import DeltaSink
+from .users import Users
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,8 @@ class WorkerState:
     counters: Counter[str] = field(default_factory=Counter)
     sink: DeltaSink | None = None
     ledger_signal: LedgerSignal = field(default_factory=LedgerSignal)
+    users: Users = field(default_factory=Users)
+    audit_sink: AuditSink | None = None  # the sink worker's audit-log writer
 
 
 def build_app(ws: WorkerState) -> faust.App:

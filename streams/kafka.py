@@ -45,6 +45,11 @@ def topic_specs(settings: Settings) -> dict[str, tuple[int, dict[str, str]]]:
         t.customer_stage: (n, {}),
         t.order_stage: (n, {}),
         t.rep_stage: (n, {}),
+        # statement lifecycle (docs/payouts.md): commands keyed rep|period, the audit
+        # trail kept forever, users compacted by user id
+        t.statement_commands: (n, keep),
+        t.audit: (n, keep),
+        t.users: (1, compact),
     }
 
 

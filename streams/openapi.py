@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .openapi_payouts import PAYOUT_PATHS, PAYOUT_SCHEMAS
+
 Money = {"type": "string", "pattern": r"^-?\d+\.\d{2}$", "example": "123.45"}
 Fraction = {"type": "string", "description": "a decimal fraction as text", "example": "0.8125"}
 Period = {"type": "string", "pattern": r"^\d{4}-(\d{2}|Q[1-4])$", "example": "2026-11"}
@@ -359,6 +361,9 @@ def openapi_document() -> dict[str, Any]:
             "description": "Leaderboards, statements, customers and performance from the "
             "commission ledger. Money is a decimal string; instants are ISO 8601 UTC.",
         },
-        "paths": PATHS,
-        "components": {"schemas": SCHEMAS},
+        "paths": {**PATHS, **PAYOUT_PATHS},
+        "components": {
+            "schemas": {**SCHEMAS, **PAYOUT_SCHEMAS},
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
     }

@@ -37,6 +37,9 @@ class Topics:
     customer_stage: str = field(init=False)
     order_stage: str = field(init=False)
     rep_stage: str = field(init=False)
+    statement_commands: str = field(init=False)
+    audit: str = field(init=False)
+    users: str = field(init=False)
 
     def __post_init__(self) -> None:
         p = self.prefix
@@ -53,6 +56,9 @@ class Topics:
             ("customer_stage", "comstream.customer-stage"),
             ("order_stage", "comstream.order-stage"),
             ("rep_stage", "comstream.rep-stage"),
+            ("statement_commands", "commission.statement-commands"),
+            ("audit", "commission.audit"),
+            ("users", "comstream.users"),
         ):
             object.__setattr__(self, attr, p + name)
 
@@ -97,6 +103,8 @@ class Settings:
     # run the ClickHouse sink in this worker; with the embedded engine exactly one
     # worker of a deployment does (it is also the one that answers queries)
     sink: bool = True
+    # API authentication: "auto" (on as soon as one user exists), "true" or "false"
+    auth: str = "auto"
     topics: Topics = field(default_factory=Topics)
 
     @property
@@ -143,6 +151,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if ":" not in bootstrap:
         raise SettingsError(f"KAFKA_BOOTSTRAP={bootstrap!r}: expected host:port[,host:port]")
     app_id = env.get("COMSTREAM_APP_ID") or defaults.app_id
+    auth = (env.get("COMSTREAM_AUTH") or defaults.auth).strip().lower()
+    if auth not in ("auto", "true", "false"):
+        raise SettingsError(f"COMSTREAM_AUTH={auth!r}: expected auto, true or false")
     return Settings(
         bootstrap=bootstrap,
         clickhouse_dsn=dsn,
@@ -158,5 +169,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             env, "COMSTREAM_SESSION_TIMEOUT", defaults.session_timeout_s, 6, 300
         ),
         sink=_bool(env, "COMSTREAM_SINK", defaults.sink),
+        auth=auth,
         topics=Topics(env.get("COMSTREAM_TOPIC_PREFIX", "")),
     )

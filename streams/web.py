@@ -12,6 +12,7 @@ import faust
 from faust.web import Request, Response, View
 
 from .app import WorkerState
+from .payouts import register_payouts
 from .web_bi import register_bi_views
 from .web_reconcile import register_reconcile_views
 from .web_ui import leaderboard_args, leaderboard_payload, register_ui_views
@@ -107,3 +108,4 @@ def register_views(app: faust.App, ws: WorkerState) -> None:
     register_ui_views(app, ws)
     register_bi_views(app, ws)
     register_reconcile_views(app, ws)
+    register_payouts(app, ws)

@@ -12,14 +12,17 @@ import logging
 
 import faust
 
+from sinks.audit import AuditStore
 from sinks.clickhouse import Store
 
 from .app import WorkerState, build_app
+from .audit_sink import AuditSink
 from .dimensions import DimensionFollower, Dimensions
 from .fact_sink import FactSink
 from .kafka import ensure_topics
 from .settings import Settings
 from .sink import DeltaSink
+from .users import UserFollower
 from .web import register_views
 
 log = logging.getLogger(__name__)
@@ -34,6 +37,7 @@ def run_worker(settings: Settings, loglevel: str = "WARNING") -> None:
     if settings.sink:
         store = Store(settings.clickhouse_dsn)
         store.ensure_schema()
+        AuditStore(store).ensure_schema()
         fact_sink = FactSink(settings, store)
         fact_sink.start()
     dims = Dimensions()
@@ -41,11 +45,16 @@ def run_worker(settings: Settings, loglevel: str = "WARNING") -> None:
     follower.load()
     follower.start()
     ws = WorkerState(settings, store, dims)
+    users = UserFollower(settings, ws.users)
+    users.load()
+    users.start()
     app = build_app(ws)
     register_views(app, ws)
     if store is not None:
         ws.sink = DeltaSink(settings, store, on_insert=ws.ledger_signal.notify)
         ws.sink.start()
+        ws.audit_sink = AuditSink(settings, AuditStore(store))
+        ws.audit_sink.start()
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
     try:
         worker.execute_from_commandline()
@@ -53,6 +62,11 @@ def run_worker(settings: Settings, loglevel: str = "WARNING") -> None:
         if ws.sink is not None:
             ws.sink.stop()
             ws.sink.join(30)
+        if ws.audit_sink is not None:
+            ws.audit_sink.stop()
+            ws.audit_sink.join(30)
+        users.stop()
+        users.join(10)
         follower.stop()
         follower.join(10)
         if fact_sink is not None:

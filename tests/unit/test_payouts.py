@@ -180,6 +180,14 @@ def test_statements_of_an_open_period_cannot_be_reviewed() -> None:
     assert rec.code == "invalid_state" and "open" in rec.message
 
 
+def test_a_statement_refused_while_open_is_closed_once_its_period_is() -> None:
+    state, rec = run(None, cmd(Action.REVIEW, MANAGER, 0), StatementContext(False, "east"))
+    assert rec.code == "invalid_state" and state.status == Status.OPEN
+    state, rec = run(state, cmd(Action.REVIEW, MANAGER, 1))
+    assert rec.outcome == Outcome.APPLIED and state.version == 2
+    assert [r.outcome for r in state.history] == [Outcome.REFUSED, Outcome.APPLIED]
+
+
 def test_a_manager_reviews_only_their_team() -> None:
     _, rec = run(None, cmd(Action.REVIEW, OTHER_MANAGER, 1))
     assert rec.code == "forbidden" and "team" in rec.message

@@ -1,0 +1,383 @@
+"""The payout workflow through the real worker's API (docs/payouts.md): a real broker,
+a real worker process with its ClickHouse engine, users on the users topic.
+
+- every role (and no token) against every route: allowed or refused with 401/403;
+- a period walked from open to paid by the right roles, with the audit trail;
+- segregation of duties, two approvals at once (one wins, one 409), the same command
+  twice (applied once), a payment that does not match (422), free text kept verbatim;
+- a delta caused in the closed period lands in the next one as a prior-period adjustment;
+- ``comstream audit`` and ``comstream payroll export/confirm``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from comstream.cli import main as cli_main
+from comstream.publish import publish_events
+from comstream.replay import replay
+from processors.events import Event, OrderPlaced, PaymentReceived
+from streams.settings import Settings
+from streams.users import User, new_user, publish_user
+from tests.integration.test_pipeline import generated, n_dimension_events
+from tests.integration.workers import RunningWorker, deployment, launch, wait_until
+
+pytestmark = pytest.mark.integration
+
+P = "2026-11"
+NEXT = "2026-12"
+NASTY = "'); DROP TABLE audit_log; -- <script>alert('x')</script> \"提成\" & <b>"
+
+
+@dataclass
+class Env:
+    settings: Settings
+    worker: RunningWorker
+    tokens: dict[str, str]
+    users: dict[str, User]
+    events: list[Event]
+    totals: dict[tuple[str, str, str], Decimal]
+
+    def call(
+        self, who: str | None, path: str, body: dict[str, Any] | None = None
+    ) -> tuple[int, Any]:
+        url = self.settings.web_url + path
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(url, data=data, method="GET" if body is None else "POST")
+        req.add_header("Content-Type", "application/json")
+        if who is not None:
+            req.add_header("Authorization", f"Bearer {self.tokens[who]}")
+        try:
+            with urllib.request.urlopen(req, timeout=60) as resp:
+                raw = resp.read()
+                status = resp.status
+        except urllib.error.HTTPError as exc:
+            raw = exc.read()
+            status = exc.code
+        try:
+            return status, json.loads(raw)
+        except ValueError:
+            return status, raw.decode("utf-8", "replace")
+
+
+USERS = {
+    # name: (role, rep_id, team)
+    "admin": ("admin", None, None),
+    "mgr": ("manager", None, "team-east"),
+    "mgr-west": ("manager", None, "team-west"),
+    "mgr-self": ("manager", "rep-010", "team-east"),
+    "fin": ("finance", None, None),
+    "fin2": ("finance", None, None),
+    "fin-rep": ("finance", "rep-007", None),
+    "rep": ("rep", "rep-004", "team-east"),
+    "rep-other": ("rep", "rep-001", "team-east"),
+}
+
+
+@pytest.fixture(scope="module")
+def env(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    root = tmp_path_factory.mktemp("payouts")
+    settings = deployment(kafka_bootstrap, root)
+    events = generated(orders=60, seed=11)
+    expected = replay(events).totals()
+    tokens: dict[str, str] = {}
+    users: dict[str, User] = {}
+    for name, (role, rep_id, team) in USERS.items():
+        user, token = new_user(name if name != "rep" else NASTY, role, rep_id, team)
+        publish_user(settings, user)
+        tokens[name] = token
+        users[name] = user
+    n_dims = n_dimension_events(events)
+    publish_events(events[:n_dims], kafka_bootstrap, settings.topics)
+    worker = launch(settings)
+    e = Env(settings, worker, tokens, users, events, expected)
+    try:
+        wait_until(
+            lambda: worker.get("/api/health")["ready"] and e.call("admin", "/api/status")[0] == 200,
+            60,
+            "worker",
+        )
+        wait_until(
+            lambda: e.call("admin", "/api/status")[1]["events_in"] >= n_dims, 60, "CRM ingested"
+        )
+        publish_events(events[n_dims:], kafka_bootstrap, settings.topics)
+
+        def totals() -> dict[tuple[str, str, str], Decimal]:
+            rows = e.call("admin", "/api/totals")[1]["totals"]
+            return {(r["rep_id"], r["period"], r["currency"]): Decimal(r["amount"]) for r in rows}
+
+        wait_until(lambda: totals() == expected, 180, "stream totals == replay")
+        yield e
+    except BaseException:
+        print(worker.log_tail())
+        raise
+    finally:
+        worker.stop()
+
+
+ANY = {"rep", "rep-other", "mgr", "mgr-west", "fin", "admin"}
+STAFF = {"mgr", "mgr-west", "fin", "admin"}
+BOOKS = {"fin", "admin"}
+R = "rep-004"  # team-east
+GETS: list[tuple[str, set[str]]] = [
+    ("/api/health", ANY | {"anon"}),
+    ("/api/openapi.json", ANY | {"anon"}),
+    ("/api/me", ANY),
+    (f"/api/leaderboard?period={P}", ANY),
+    ("/api/filters", ANY),
+    ("/api/status", STAFF),
+    ("/api/totals", BOOKS),
+    (f"/api/performance?by=rep&period={P}", STAFF),
+    ("/api/customers/{customer}", STAFF),
+    (f"/api/orders/commission?period={P}", BOOKS),
+    (f"/api/reps/{R}/statement?period={P}", {"rep", "mgr", "fin", "admin"}),
+    (f"/api/reps/{R}/statement.html?period={P}", {"rep", "mgr", "fin", "admin"}),
+    (f"/api/statements?period={P}", ANY),
+    (f"/api/statements/{R}/{P}", {"rep", "mgr", "fin", "admin"}),
+    (f"/api/statements/{R}/{P}/history", {"rep", "mgr", "fin", "admin"}),
+    ("/api/queues", STAFF),
+    ("/api/payouts", BOOKS),
+    ("/api/audit", BOOKS),
+]
+# POSTs refused by role before they become commands (the state machine decides the rest)
+POSTS: list[tuple[str, set[str]]] = [
+    (f"/api/statements/{R}/{P}/review", {"mgr", "mgr-west"}),
+    (f"/api/statements/{R}/{P}/return", {"mgr", "mgr-west", "fin"}),
+    (f"/api/statements/{R}/{P}/approve", {"fin"}),
+    (f"/api/statements/{R}/{P}/pay", {"fin"}),
+    (f"/api/periods/{NEXT}/close", {"admin"}),
+]
+WHO = ["anon", "rep", "rep-other", "mgr", "mgr-west", "fin", "admin"]
+
+
+def _customer(env: Env) -> str:
+    return next(e.customer_id for e in env.events if isinstance(e, OrderPlaced))
+
+
+@pytest.mark.parametrize("who", WHO)
+@pytest.mark.parametrize(("path", "allowed"), GETS, ids=[g[0] for g in GETS])
+def test_every_role_against_every_read_route(
+    env: Env, who: str, path: str, allowed: set[str]
+) -> None:
+    path = path.replace("{customer}", _customer(env))
+    status, body = env.call(None if who == "anon" else who, path)
+    if who in allowed:
+        assert status == 200, (who, path, body)
+    else:
+        assert status == (401 if who == "anon" else 403), (who, path, status, body)
+        assert body["error"] and body["audit_id"].startswith("req-")
+
+
+@pytest.mark.parametrize("who", WHO)
+@pytest.mark.parametrize(("path", "allowed"), POSTS, ids=[p[0] for p in POSTS])
+def test_every_role_against_every_command_route(
+    env: Env, who: str, path: str, allowed: set[str]
+) -> None:
+    if who in allowed:
+        return  # what these may do is the state machine's business: see the walk below
+    status, body = env.call(None if who == "anon" else who, path, {"version": 0})
+    assert status == (401 if who == "anon" else 403), (who, path, status, body)
+    assert "may not call" in body["error"] or who == "anon"
+
+
+def test_a_rep_sees_only_their_own_statements(env: Env) -> None:
+    status, body = env.call("rep", f"/api/statements?period={P}")
+    assert status == 200
+    assert {s["rep_id"] for s in body["statements"]} <= {R}
+    status, body = env.call("mgr", f"/api/statements?period={P}")
+    reps = {s["rep_id"] for s in body["statements"]}
+    assert reps and all(
+        env.worker and r in {"rep-001", "rep-004", "rep-007", "rep-010"} for r in reps
+    )
+
+
+def _one_more_order(env: Env, rep_id: str) -> list[Event]:
+    """A copy of one of ``rep_id``'s paid orders, placed and paid in the closed period."""
+    orders = {e.order_id: e for e in env.events if isinstance(e, OrderPlaced)}
+    for e in env.events:
+        if not isinstance(e, PaymentReceived):
+            continue
+        order = orders.get(e.order_id)
+        if order is None or order.rep_id != rep_id or order.credits:
+            continue
+        late = order.placed_at + timedelta(days=10)
+        new_order = replace(order, event_id="late-o", order_id="late-order", placed_at=late)
+        pay = replace(
+            e,
+            event_id="late-p",
+            order_id="late-order",
+            payment_id="late-pay",
+            received_at=late + timedelta(hours=1),
+        )
+        return [new_order, pay]
+    raise AssertionError(f"no paid order of {rep_id}")
+
+
+def test_a_period_walks_from_open_to_paid_with_the_whole_audit_trail(
+    env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    call = env.call
+    assert call(None, "/api/queues")[0] == 401
+    assert call("rep-other", f"/api/statements/{R}/{P}")[0] == 403
+    # open: nothing to review yet
+    status, st = call("mgr", f"/api/statements/{R}/{P}")
+    assert status == 200 and st["status"] == "open" and st["version"] == 0
+    status, body = call("mgr", f"/api/statements/{R}/{P}/review", {"version": 0})
+    assert status == 409 and body["code"] == "invalid_state"
+
+    # the admin closes the period
+    status, body = call("admin", f"/api/periods/{P}/close", {})
+    assert status == 200, body
+    assert body["record"]["action"] == "close_period"
+    status, body = call("admin", f"/api/periods/{P}/close", {})
+    assert status == 409 and "already closed" in body["error"]
+    wait_until(lambda: P in call("admin", "/api/status")[1]["closed_periods"], 30, "closed")
+    status, st = call("rep", f"/api/statements/{R}/{P}")
+    assert (st["status"], st["version"]) == ("closed", 1)
+    total = st["totals"]
+    assert total and all(Decimal(v) != 0 for v in total.values())
+
+    # a delta caused in the closed period is booked in the next one, as an adjustment
+    publish_events(_one_more_order(env, R), env.settings.bootstrap, env.settings.topics)
+
+    def prior() -> list[Any]:
+        return list(call("rep", f"/api/statements/{R}/{NEXT}")[1]["prior_period_adjustments"])
+
+    wait_until(lambda: bool(prior()), 60, "a prior-period adjustment in the next period")
+    assert prior()[0]["origin_period"] == P
+    assert call("rep", f"/api/statements/{R}/{P}")[1]["totals"] == total
+
+    # review: not by another team's manager, not by a manager of their own statement
+    status, body = call("mgr-west", f"/api/statements/{R}/{P}/review", {"version": 1})
+    assert status == 403 and body["code"] == "forbidden"
+    status, body = call("mgr-self", "/api/statements/rep-010/2026-11/review", {"version": 1})
+    assert status == 403 and body["code"] == "segregation"
+    # the same command twice: applied once, the same answer
+    review = {"version": 1, "command_id": "review-" + R}
+    status, first = call("mgr", f"/api/statements/{R}/{P}/review", review)
+    assert status == 200, first
+    status, again = call("mgr", f"/api/statements/{R}/{P}/review", review)
+    assert status == 200 and again == first
+
+    # two approvals at once: one wins, the other is a conflict
+    results: list[tuple[int, Any]] = []
+
+    def approve(who: str) -> None:
+        results.append(call(who, f"/api/statements/{R}/{P}/approve", {"version": 2}))
+
+    threads = [threading.Thread(target=approve, args=(w,)) for w in ("fin", "fin2")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    codes = sorted(s for s, _ in results)
+    assert codes == [200, 409], results
+    loser = next(b for s, b in results if s == 409)
+    assert loser["code"] == "conflict" and "reload" in loser["error"]
+    winner = next(b for s, b in results if s == 200)["record"]
+    assert winner["amounts"] == total
+
+    # payment: must equal the approved total, with a reference
+    wrong = {c: str(Decimal(v) + Decimal("0.01")) for c, v in total.items()}
+    status, body = call(
+        "fin", f"/api/statements/{R}/{P}/pay", {"version": 3, "amounts": wrong, "reference": "X"}
+    )
+    assert status == 422 and body["code"] == "amount_mismatch"
+    status, body = call(
+        "fin", f"/api/statements/{R}/{P}/pay", {"version": 3, "amounts": total, "reference": ""}
+    )
+    assert status == 400 and "reference" in body["error"]
+    status, body = call(
+        "fin", f"/api/statements/{R}/{P}/pay", {"version": 3, "amounts": total, "reference": NASTY}
+    )
+    assert status == 200, body
+    status, st = call("rep", f"/api/statements/{R}/{P}")
+    assert st["status"] == "paid" and st["reference"] == NASTY and st["paid"] == total
+
+    # a statement returned with a script-shaped reason, shown verbatim
+    b = "rep-001"
+    assert call("mgr", f"/api/statements/{b}/{P}/review", {"version": 1})[0] == 200
+    status, body = call("fin", f"/api/statements/{b}/{P}/return", {"version": 2, "reason": NASTY})
+    assert status == 200 and body["record"]["reason"] == NASTY
+    st = call("rep-other", f"/api/statements/{b}/{P}")[1]
+    assert st["status"] == "closed" and st["return_reason"] == NASTY
+    # finance that is also a rep cannot approve their own statement
+    assert call("mgr", f"/api/statements/rep-007/{P}/review", {"version": 1})[0] == 200
+    status, body = call("fin-rep", f"/api/statements/rep-007/{P}/approve", {"version": 2})
+    assert status == 403 and body["code"] == "segregation"
+
+    # the audit trail of the walk, in order, with refusals
+    history = call("rep", f"/api/statements/{R}/{P}/history")[1]["history"]
+    steps = [(h["action"], h["outcome"], h["code"]) for h in history]
+    assert steps[:2] == [("review", "refused", "invalid_state"), ("close_period", "applied", "")]
+    applied = [
+        (h["action"], h["state_before"], h["state_after"])
+        for h in history
+        if h["outcome"] == "applied"
+    ]
+    assert applied == [
+        ("close_period", "open", "closed"),
+        ("review", "closed", "reviewed"),
+        ("approve", "reviewed", "approved"),
+        ("pay", "approved", "paid"),
+    ]
+    assert ("approve", "refused", "conflict") in steps
+    assert ("pay", "refused", "amount_mismatch") in steps
+    assert [h["command_id"] for h in history].count("review-" + R) == 1
+    pay = next(h for h in history if h["action"] == "pay" and h["outcome"] == "applied")
+    assert pay["reference"] == NASTY and pay["actor_id"] == env.users["fin"].user_id
+
+    # refusals of requests are audited too, with who and what
+    records = call("admin", "/api/audit?limit=100000")[1]["records"]
+    assert any(r["code"] == "unauthenticated" for r in records)
+    assert any(
+        r["code"] == "forbidden" and r["actor_id"] == env.users["rep-other"].user_id
+        for r in records
+    )
+    # the rep's name (script-shaped) is kept verbatim
+    assert call("rep", "/api/me")[1]["user"]["name"] == NASTY
+
+    # queues and payout history
+    queues = call("fin", f"/api/queues?period={P}")[1]
+    assert any(r["rep_id"] == "rep-007" for r in queues["approve"])
+    assert any(r["rep_id"] == b for r in call("mgr", f"/api/queues?period={P}")[1]["review"])
+    payouts = call("fin", "/api/payouts")[1]["payouts"]
+    assert [(p["rep_id"], p["reference"]) for p in payouts] == [(R, NASTY)]
+
+    # the CLI: audit, payroll export and confirm (through the API, with a token)
+    monkeypatch.setenv("KAFKA_BOOTSTRAP", env.settings.bootstrap)
+    monkeypatch.setenv("COMSTREAM_WEB_PORT", str(env.settings.web_port))
+    monkeypatch.setenv("COMSTREAM_TOPIC_PREFIX", env.settings.topics.prefix)
+    monkeypatch.setenv("COMSTREAM_TOKEN", env.tokens["fin2"])
+    assert cli_main(["audit", "--rep", R, "--period", P, "--json"]) == 0
+    c = "rep-004"  # already paid; approve rep-010 via another finance user for payroll
+    assert c == R
+    assert call("mgr", f"/api/statements/rep-010/{P}/review", {"version": 1})[0] == 200
+    assert call("fin", f"/api/statements/rep-010/{P}/approve", {"version": 2})[0] == 200
+    assert cli_main(["payroll", "export", "--period", P, "--out", str(tmp_path)]) == 0
+    exported = json.loads((tmp_path / f"payroll-{P}.json").read_text())["lines"]
+    assert {ln["rep_id"] for ln in exported} == {"rep-010"}
+    assert (tmp_path / f"payroll-{P}.csv").read_text().startswith("rep_id,name,period")
+    bad = [
+        {**ln, "amount": str(Decimal(ln["amount"]) + 1), "payout_reference": "PR-1"}
+        for ln in exported
+    ]
+    (tmp_path / "bad.json").write_text(json.dumps({"lines": bad}))
+    assert cli_main(["payroll", "confirm", str(tmp_path / "bad.json")]) == 1
+    assert call("fin", f"/api/statements/rep-010/{P}")[1]["status"] == "approved"
+    good = [{**ln, "payout_reference": "PR-1"} for ln in exported]
+    (tmp_path / "good.json").write_text(json.dumps({"lines": good}))
+    assert cli_main(["payroll", "confirm", str(tmp_path / "good.json")]) == 0
+    st = call("fin", f"/api/statements/rep-010/{P}")[1]
+    assert st["status"] == "paid" and st["reference"] == "PR-1"
