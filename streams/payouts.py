@@ -55,6 +55,7 @@ from sinks.audit import AuditStore
 
 from .audit_sink import wait_outcome
 from .users import User, auth_enabled
+from .web_ui import _asset
 
 if TYPE_CHECKING:
     from .app import WorkerState
@@ -387,6 +388,25 @@ def _register_routes(app: faust.App, ws: WorkerState, payouts: Payouts) -> None:
         if period:
             return [period]
         return sorted(ws.dims.closed_periods)
+
+    def shell() -> Any:
+        body = _asset("index.html") or b""
+        return aioweb.Response(
+            text=body.decode("utf-8"),
+            content_type="text/html",
+            charset="utf-8",
+            headers={"Cache-Control": "no-cache"},
+        )
+
+    @app.page("/queues")
+    class QueuesPage(View):
+        async def get(self, request: Request) -> Any:
+            return shell()
+
+    @app.page("/payouts")
+    class PayoutsPage(View):
+        async def get(self, request: Request) -> Any:
+            return shell()
 
     @app.page("/api/me")
     class Me(View):

@@ -86,6 +86,47 @@ const I18N = {
     ev_RefundIssued: "refund issued",
     ev_PeriodClosed: "period closed",
     ev_CustomerChanged: "CRM change",
+    queues: "Approval queues",
+    payouts: "Payout history",
+    to_review: "To review",
+    to_approve: "To approve",
+    to_pay: "To pay",
+    act_review: "Review",
+    act_return: "Return",
+    act_approve: "Approve",
+    act_pay: "Record payment",
+    act_close: "Close period",
+    reason: "Reason",
+    reference: "Payout reference",
+    version: "Version",
+    state: "State",
+    history: "History",
+    actor: "Who",
+    action: "Action",
+    outcome: "Outcome",
+    lifecycle: "Approval and payment",
+    prior_adjustments: "Prior-period adjustments",
+    origin_period: "Caused in",
+    prior_line: "prior period",
+    reviewed_by: "Reviewed by",
+    approved_by: "Approved by",
+    paid_at: "Paid",
+    approved_total: "Approved total",
+    no_items: "Nothing waiting.",
+    signed_in_as: "Signed in as",
+    sign_out: "Sign out",
+    login_needed: "Sign in: open the link printed by `comstream users add` (it carries ?token=).",
+    state_open: "open",
+    state_closed: "closed",
+    state_reviewed: "reviewed",
+    state_approved: "approved",
+    state_paid: "paid",
+    applied: "applied",
+    refused: "refused",
+    when: "When",
+    returned_because: "Returned",
+    close_title: "Close a period",
+    act_close_period: "close period",
   },
   zh: {
     brand: "comstream 提成",
@@ -169,6 +210,47 @@ const I18N = {
     ev_RefundIssued: "退款",
     ev_PeriodClosed: "期间结账",
     ev_CustomerChanged: "客户资料变更",
+    queues: "审批队列",
+    payouts: "发放记录",
+    to_review: "待审核",
+    to_approve: "待审批",
+    to_pay: "待发放",
+    act_review: "审核",
+    act_return: "退回",
+    act_approve: "审批",
+    act_pay: "登记发放",
+    act_close: "结账",
+    reason: "原因",
+    reference: "发放凭证号",
+    version: "版本",
+    state: "状态",
+    history: "历史",
+    actor: "操作人",
+    action: "操作",
+    outcome: "结果",
+    lifecycle: "审批与发放",
+    prior_adjustments: "以前期间调整",
+    origin_period: "发生期间",
+    prior_line: "以前期间",
+    reviewed_by: "审核人",
+    approved_by: "审批人",
+    paid_at: "发放时间",
+    approved_total: "审批金额",
+    no_items: "没有待办事项。",
+    signed_in_as: "当前用户",
+    sign_out: "退出",
+    login_needed: "请登录：打开 `comstream users add` 打印的链接（带 ?token=）。",
+    state_open: "未结账",
+    state_closed: "已结账",
+    state_reviewed: "已审核",
+    state_approved: "已审批",
+    state_paid: "已发放",
+    applied: "已执行",
+    refused: "已拒绝",
+    when: "时间",
+    returned_because: "已退回",
+    close_title: "期间结账",
+    act_close_period: "期间结账",
   },
 };
 
@@ -183,6 +265,28 @@ function chooseLang() {
 }
 
 let LANG = chooseLang();
+
+// The bearer token: given once as ?token= (the link `comstream users add` prints), kept
+// in localStorage and sent as Authorization: Bearer (EventSource and links: ?token=).
+(function takeToken() {
+  const u = new URL(location.href);
+  const tok = u.searchParams.get("token");
+  if (tok) {
+    localStorage.setItem("comstream.token", tok);
+    u.searchParams.delete("token");
+    history.replaceState(null, "", u.pathname + u.search);
+  }
+})();
+const TOKEN = () => localStorage.getItem("comstream.token") || "";
+function authHeaders(extra) {
+  const hdr = Object.assign({ Accept: "application/json" }, extra || {});
+  if (TOKEN()) hdr.Authorization = "Bearer " + TOKEN();
+  return hdr;
+}
+function withToken(url) {
+  if (!TOKEN()) return url;
+  return url + (url.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(TOKEN());
+}
 
 function t(key) {
   return (I18N[LANG] && I18N[LANG][key]) || I18N.en[key] || key;
@@ -248,7 +352,7 @@ function withLang(url) {
 }
 
 async function getJSON(url) {
-  const r = await fetch(url, { headers: { Accept: "application/json" } });
+  const r = await fetch(url, { headers: authHeaders() });
   let body = null;
   try {
     body = await r.json();
@@ -261,6 +365,21 @@ async function getJSON(url) {
     throw err;
   }
   return body;
+}
+
+async function postJSON(url, body) {
+  const r = await fetch(url, {
+    method: "POST",
+    headers: authHeaders({ "Content-Type": "application/json" }),
+    body: JSON.stringify(body || {}),
+  });
+  let out = null;
+  try {
+    out = await r.json();
+  } catch (_) {
+    out = null;
+  }
+  return { status: r.status, ok: r.ok, body: out || {} };
 }
 
 function errorBox(err) {
@@ -363,7 +482,7 @@ function connect() {
     status.className = "live";
     status.textContent = t("connecting");
   }
-  stream = new EventSource("/api/leaderboard/stream?" + q.toString());
+  stream = new EventSource(withToken("/api/leaderboard/stream?" + q.toString()));
   stream.addEventListener("leaderboard", (ev) => {
     const board = JSON.parse(ev.data);
     renderBoard(board, lastBoard);
@@ -537,7 +656,14 @@ function statementRows(lines) {
       "tr",
       { class: "line kind-" + ln.kind, "data-delta": ln.delta_id, "aria-controls": id },
       h("td", { class: "nowrap" }, when(ln.occurred_at)),
-      h("td", {}, h("span", { class: "badge " + ln.kind }, kindText)),
+      h(
+        "td",
+        {},
+        h("span", { class: "badge " + ln.kind }, kindText),
+        ln.origin_period && ln.booked_period && ln.origin_period !== ln.booked_period
+          ? h("span", { class: "badge prior", title: t("origin_period") + " " + ln.origin_period }, t("prior_line") + " " + ln.origin_period)
+          : null,
+      ),
       h("td", {}, order),
       h("td", {}, lineCause(ln)),
       h("td", { class: "num amount" }, money(ln.amount), h("span", { class: "cur" }, " " + (ln.currency || ""))),
@@ -606,7 +732,7 @@ async function repPage(repId) {
       { class: "head" },
       h("h1", {}, `${t("statement_of")} ${row && row.name ? row.name + " (" + repId + ")" : repId}`),
       h("label", { class: "filter" }, t("period") + " ", periodSelect),
-      h("a", { class: "button", id: "printable", href: `/api/reps/${encodeURIComponent(repId)}/statement.html?period=${encodeURIComponent(period)}&lang=${LANG}` }, t("printable")),
+      h("a", { class: "button", id: "printable", href: withToken(`/api/reps/${encodeURIComponent(repId)}/statement.html?period=${encodeURIComponent(period)}&lang=${LANG}`) }, t("printable")),
     ),
     row
       ? kv([
@@ -633,6 +759,229 @@ async function repPage(repId) {
       : h("p", { class: "muted" }, t("no_lines")),
     h("h2", {}, t("totals")),
     totalsBlock(stmt.totals),
+    h("section", { id: "lifecycle" }),
+  );
+  lifecycleBlock(repId, period);
+}
+
+// ---- statement lifecycle: state, history, queues, payouts ----------------------------
+
+function stateBadge(status) {
+  return h("span", { class: "badge state-" + status }, t("state_" + status));
+}
+
+function amountsText(amounts) {
+  const pairs = Object.entries(amounts || {});
+  return pairs.length ? pairs.map(([c, a]) => money(a) + " " + c).join(", ") : "—";
+}
+
+function historyTable(history) {
+  return table(
+    [t("when"), t("actor"), t("action"), t("state"), t("outcome"), t("reason")],
+    history.map((r) =>
+      h(
+        "tr",
+        { class: "audit " + r.outcome },
+        h("td", { class: "nowrap" }, when(r.at)),
+        h("td", {}, r.actor_id + (r.actor_role ? " (" + r.actor_role + ")" : "")),
+        h("td", {}, r.action),
+        h("td", {}, r.state_before + " → " + r.state_after),
+        h("td", {}, t(r.outcome) + (r.code ? " · " + r.code : "")),
+        h("td", { class: "free-text" }, r.reason || r.reference || (r.code ? r.message : "")),
+      ),
+    ),
+    { id: "history", class: "grid" },
+  );
+}
+
+async function lifecycleBlock(repId, period) {
+  const box = document.getElementById("lifecycle");
+  if (!box) return;
+  let st;
+  try {
+    st = await getJSON(`/api/statements/${encodeURIComponent(repId)}/${encodeURIComponent(period)}`);
+  } catch (_) {
+    return; // not allowed, or no sink: the statement above stands alone
+  }
+  const prior = st.prior_period_adjustments || [];
+  box.replaceChildren(
+    h("h2", {}, t("lifecycle"), " ", stateBadge(st.status)),
+    kv([
+      [t("version"), String(st.version)],
+      [t("total"), amountsText(st.totals)],
+      [t("reviewed_by"), st.reviewed_by],
+      [t("approved_by"), st.approved_by],
+      [t("approved_total"), Object.keys(st.approved_totals || {}).length ? amountsText(st.approved_totals) : null],
+      [t("paid"), Object.keys(st.paid || {}).length ? amountsText(st.paid) : null],
+      [t("reference"), st.reference || null],
+      [t("returned_because"), st.return_reason || null],
+    ]),
+    prior.length
+      ? [
+          h("h2", {}, t("prior_adjustments")),
+          table(
+            [t("origin_period"), [t("amount"), "num"]],
+            prior.map((p) => h("tr", {}, h("td", {}, p.origin_period), h("td", { class: "num" }, amountsText(p.amounts)))),
+            { id: "prior", class: "grid" },
+          ),
+        ]
+      : null,
+    h("h2", {}, t("history")),
+    (st.history || []).length ? historyTable(st.history) : h("p", { class: "muted" }, t("no_items")),
+  );
+}
+
+function notice(box, res) {
+  const ok = res.ok;
+  const text = ok ? t("applied") + ": " + (res.body.record ? res.body.record.message : "") : t("refused") + " (" + res.status + "): " + (res.body.error || "");
+  box.replaceChildren(h("p", { class: ok ? "ok" : "error", role: "status" }, text));
+}
+
+function actionCell(row, actions, refresh) {
+  const reason = h("input", { type: "text", class: "reason", placeholder: t("reason"), "aria-label": t("reason") });
+  const ref = h("input", { type: "text", class: "reference", placeholder: t("reference"), "aria-label": t("reference") });
+  const box = h("div", { class: "notice" });
+  const base = `/api/statements/${encodeURIComponent(row.rep_id)}/${encodeURIComponent(row.period)}/`;
+  const btn = (action, body) =>
+    h("button", { type: "button", class: "act-" + action, onclick: async () => {
+      const res = await postJSON(base + action, Object.assign({ version: row.version }, body()));
+      notice(box, res);
+      if (res.ok) setTimeout(refresh, 600);
+    } }, t("act_" + action));
+  const parts = [];
+  if (actions.includes("return")) parts.push(reason);
+  if (actions.includes("pay")) parts.push(ref);
+  for (const a of actions) {
+    if (a === "return") parts.push(btn("return", () => ({ reason: reason.value })));
+    else if (a === "pay") parts.push(btn("pay", () => ({ amounts: row.approved_totals || {}, reference: ref.value })));
+    else parts.push(btn(a, () => ({})));
+  }
+  return h("td", { class: "actions" }, parts, box);
+}
+
+function queueTable(rows, actions, refresh, id) {
+  if (!rows.length) return h("p", { class: "muted" }, t("no_items"));
+  return table(
+    [t("rep"), t("name"), t("period"), t("state"), [t("total"), "num"], t("reason"), ""],
+    rows.map((r) =>
+      h(
+        "tr",
+        { "data-rep": r.rep_id },
+        h("td", {}, h("a", { href: withLang(`/reps/${encodeURIComponent(r.rep_id)}?period=${r.period}`) }, r.rep_id)),
+        h("td", {}, r.name || ""),
+        h("td", {}, r.period),
+        h("td", {}, stateBadge(r.status)),
+        h("td", { class: "num" }, amountsText(r.status === "approved" ? r.approved_totals : r.totals)),
+        h("td", { class: "free-text" }, r.return_reason || ""),
+        actionCell(r, actions, refresh),
+      ),
+    ),
+    { id, class: "grid" },
+  );
+}
+
+async function whoAmI() {
+  try {
+    return await getJSON("/api/me");
+  } catch (_) {
+    return { auth: true, user: null };
+  }
+}
+
+async function queuesPage() {
+  document.title = t("queues") + " · comstream";
+  const root = main();
+  root.replaceChildren(h("p", { class: "muted" }, "…"));
+  const me = await whoAmI();
+  const role = me.user ? me.user.role : null;
+  let q;
+  try {
+    q = await getJSON("/api/queues" + (params().get("period") ? "?period=" + encodeURIComponent(params().get("period")) : ""));
+  } catch (err) {
+    root.replaceChildren(h("h1", {}, t("queues")), errorBox(err), me.user ? null : h("p", {}, t("login_needed")));
+    return;
+  }
+  const refresh = () => queuesPage();
+  const closeBox = h("div", { class: "notice" });
+  const closeInput = h("input", { type: "text", id: "close-period", placeholder: "2026-11", "aria-label": t("period") });
+  root.replaceChildren(
+    h("h1", {}, t("queues")),
+    role === "admin"
+      ? h(
+          "section",
+          { id: "close" },
+          h("h2", {}, t("close_title")),
+          closeInput,
+          h("button", { type: "button", id: "close-button", onclick: async () => {
+            const res = await postJSON(`/api/periods/${encodeURIComponent(closeInput.value.trim())}/close`, {});
+            notice(closeBox, res);
+          } }, t("act_close")),
+          closeBox,
+        )
+      : null,
+    h("h2", {}, t("to_review")),
+    queueTable(q.review || [], role === "manager" ? ["review", "return"] : [], refresh, "queue-review"),
+    h("h2", {}, t("to_approve")),
+    queueTable(q.approve || [], role === "finance" ? ["approve", "return"] : [], refresh, "queue-approve"),
+    h("h2", {}, t("to_pay")),
+    queueTable(q.pay || [], role === "finance" ? ["pay"] : [], refresh, "queue-pay"),
+  );
+}
+
+async function payoutsPage() {
+  document.title = t("payouts") + " · comstream";
+  const root = main();
+  let body;
+  try {
+    body = await getJSON("/api/payouts" + (params().get("period") ? "?period=" + encodeURIComponent(params().get("period")) : ""));
+  } catch (err) {
+    root.replaceChildren(h("h1", {}, t("payouts")), errorBox(err));
+    return;
+  }
+  const rows = body.payouts || [];
+  root.replaceChildren(
+    h("h1", {}, t("payouts")),
+    rows.length
+      ? table(
+          [t("paid_at"), t("rep"), t("period"), [t("paid"), "num"], t("reference"), t("approved_by"), t("reviewed_by")],
+          rows.map((r) =>
+            h(
+              "tr",
+              {},
+              h("td", { class: "nowrap" }, when(r.paid_at)),
+              h("td", {}, h("a", { href: withLang(`/reps/${encodeURIComponent(r.rep_id)}?period=${r.period}`) }, r.rep_id)),
+              h("td", {}, r.period),
+              h("td", { class: "num" }, amountsText(r.paid)),
+              h("td", { class: "free-text" }, r.reference),
+              h("td", {}, r.approved_by || ""),
+              h("td", {}, r.reviewed_by || ""),
+            ),
+          ),
+          { id: "payouts", class: "grid" },
+        )
+      : h("p", { class: "muted" }, t("no_items")),
+  );
+}
+
+async function userBox() {
+  const nav = document.getElementById("user");
+  if (!nav) return;
+  const me = await whoAmI();
+  if (!me.user) {
+    nav.replaceChildren();
+    return;
+  }
+  nav.replaceChildren(
+    h("a", { href: withLang("/queues"), id: "nav-queues" }, t("queues")),
+    " ",
+    h("a", { href: withLang("/payouts"), id: "nav-payouts" }, t("payouts")),
+    " ",
+    h("span", { class: "who" }, t("signed_in_as") + " " + me.user.name + " (" + me.user.role + ")"),
+    " ",
+    h("button", { type: "button", id: "sign-out", onclick: () => {
+      localStorage.removeItem("comstream.token");
+      location.reload();
+    } }, t("sign_out")),
   );
 }
 
@@ -751,10 +1100,13 @@ function applyStatic() {
 
 function route() {
   applyStatic();
+  userBox();
   const path = location.pathname;
   let m;
   if ((m = /^\/reps\/([^/]+)\/?$/.exec(path))) return repPage(decodeURIComponent(m[1]));
   if ((m = /^\/customers\/([^/]+)\/?$/.exec(path))) return customerPage(decodeURIComponent(m[1]));
+  if (/^\/queues\/?$/.test(path)) return queuesPage();
+  if (/^\/payouts\/?$/.test(path)) return payoutsPage();
   return leaderboardPage();
 }
 
