@@ -16,6 +16,7 @@ import os
 import platform
 import shutil
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -76,6 +77,7 @@ async def plain_loop(bootstrap: str, topics: list[str], out_topic: str, count: i
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--orders", type=int, default=5000)
+    parser.add_argument("--producer-linger-ms", type=int, default=None)
     args = parser.parse_args()
     root = REPO_ROOT / "var" / "bench-e2e"
     shutil.rmtree(root, ignore_errors=True)
@@ -90,6 +92,9 @@ def main() -> None:
         expected = reference.totals()
         n_deltas = len(reference.deltas)
         settings = deployment(bootstrap, root / "worker", partitions=4)
+        if args.producer_linger_ms is not None:
+            settings = replace(settings, producer_linger_ms=args.producer_linger_ms)
+        print(f"worker producer linger: {settings.producer_linger_ms} ms", flush=True)
         publish_events(dims, bootstrap, settings.topics)
         worker = launch(settings)
         try:

@@ -42,6 +42,7 @@ from schemas.codec import DeadLetterRecord, decode_event, encode
 from schemas.errors import CodecError
 from sinks.clickhouse import Store
 
+from . import faust_fixes
 from .audit_sink import AuditSink
 from .dimensions import Dimensions
 from .live import LedgerSignal
@@ -78,6 +79,7 @@ class WorkerState:
 
 def build_app(ws: WorkerState) -> faust.App:
     """A Faust app for ``ws.settings``. Nothing is created at import time."""
+    faust_fixes.apply()
     s = ws.settings
     t = s.topics
     n = s.partitions
@@ -95,6 +97,7 @@ def build_app(ws: WorkerState) -> faust.App:
         web_graph_enabled=False,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        producer_linger=s.producer_linger_ms / 1000,
         broker_commit_every=1000,
         broker_session_timeout=s.session_timeout_s,
         broker_heartbeat_interval=max(1, s.session_timeout_s // 4),

@@ -98,6 +98,8 @@ class Settings:
     web_port: int = 6066
     sink_batch: int = 2000
     sink_linger_ms: int = 200
+    # how long the worker's Kafka producer waits to fill a batch before sending it
+    producer_linger_ms: int = 0
     # how long a crashed member keeps its partitions before the group moves them
     session_timeout_s: int = 10
     # run the ClickHouse sink in this worker; with the embedded engine exactly one
@@ -165,6 +167,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         web_port=_int(env, "COMSTREAM_WEB_PORT", defaults.web_port, 1, 65535),
         sink_batch=_int(env, "COMSTREAM_SINK_BATCH", defaults.sink_batch, 1, 1_000_000),
         sink_linger_ms=_int(env, "COMSTREAM_SINK_LINGER_MS", defaults.sink_linger_ms, 1, 60_000),
+        producer_linger_ms=_int(
+            env, "COMSTREAM_PRODUCER_LINGER_MS", defaults.producer_linger_ms, 0, 1000
+        ),
         session_timeout_s=_int(
             env, "COMSTREAM_SESSION_TIMEOUT", defaults.session_timeout_s, 6, 300
         ),
