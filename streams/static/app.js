@@ -825,7 +825,7 @@ async function lifecycleBlock(repId, period) {
             { id: "prior", class: "grid" },
           ),
         ]
-      : null,
+      : "",
     h("h2", {}, t("history")),
     (st.history || []).length ? historyTable(st.history) : h("p", { class: "muted" }, t("no_items")),
   );
@@ -898,7 +898,7 @@ async function queuesPage() {
   try {
     q = await getJSON("/api/queues" + (params().get("period") ? "?period=" + encodeURIComponent(params().get("period")) : ""));
   } catch (err) {
-    root.replaceChildren(h("h1", {}, t("queues")), errorBox(err), me.user ? null : h("p", {}, t("login_needed")));
+    root.replaceChildren(h("h1", {}, t("queues")), errorBox(err), me.user ? "" : h("p", {}, t("login_needed")));
     return;
   }
   const refresh = () => queuesPage();
@@ -918,7 +918,7 @@ async function queuesPage() {
           } }, t("act_close")),
           closeBox,
         )
-      : null,
+      : "",
     h("h2", {}, t("to_review")),
     queueTable(q.review || [], role === "manager" ? ["review", "return"] : [], refresh, "queue-review"),
     h("h2", {}, t("to_approve")),
