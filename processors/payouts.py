@@ -476,6 +476,29 @@ def _record(
     )
 
 
+def plan_record(actor: Actor, plan_id: str, version: int, at: datetime) -> AuditRecord:
+    """The audit record of a plan version published by ``actor`` (id ``plan:ID@V``: a
+    version is published once)."""
+    return AuditRecord(
+        audit_id=f"plan:{plan_id}@{version}",
+        command_id=f"plan:{plan_id}@{version}",
+        action="publish_plan",
+        outcome=Outcome.APPLIED,
+        code="",
+        message=f"plan {plan_id} version {version} published",
+        rep_id="",
+        period="",
+        actor_id=actor.user_id,
+        actor_role=actor.role.value,
+        at=at,
+        state_before="",
+        state_after="published",
+        version_before=0,
+        version_after=version,
+        reason=f"{plan_id}@{version}",
+    )
+
+
 def refusal_record(
     audit_id: str,
     actor: Actor | None,

@@ -182,6 +182,23 @@ PAYOUT_PATHS: dict[str, Any] = {
         {"command_id": _CMD_ID},
         [PERIOD],
     ),
+    "/api/plans": {
+        "post": {
+            "summary": "Publish a plan version (admin): the YAML or JSON text of a plan file",
+            "tags": ["payouts"],
+            "requestBody": {
+                "required": True,
+                "content": {"application/yaml": {"schema": {"type": "string"}}},
+            },
+            "responses": {
+                "200": _ok({"type": "object", "properties": {"record": _REC}}),
+                "400": _ERR,
+                "409": _ERR,
+                **_AUTH,
+            },
+            "security": [{"bearer": []}],
+        }
+    },
     "/api/queues": _get(
         "Approval queues: to review (manager), approve and pay (finance)",
         {

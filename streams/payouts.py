@@ -32,8 +32,8 @@ from aiohttp import web as aioweb
 from faust.web import Request, Response, View
 
 from processors import serde
-from processors.errors import SerdeError
-from processors.events import PeriodClosed
+from processors.errors import ComstreamError, SerdeError
+from processors.events import PeriodClosed, PlanPublished
 from processors.payouts import (
     PERIOD_KEY_REP,
     Action,
@@ -46,6 +46,7 @@ from processors.payouts import (
     apply_command,
     can_read_statement,
     normalize_amounts,
+    plan_record,
     refusal_record,
     statement_key,
 )
@@ -105,6 +106,7 @@ ROUTE_POLICY: dict[str, Policy] = {
     "/api/statements/{rep_id}/{period}/approve": Policy(frozenset({Role.FINANCE})),
     "/api/statements/{rep_id}/{period}/pay": Policy(frozenset({Role.FINANCE})),
     "/api/periods/{period}/close": Policy(frozenset({Role.ADMIN})),
+    "/api/plans": Policy(frozenset({Role.ADMIN})),
     "/api/queues": Policy(STAFF),
     "/api/payouts": Policy(BOOKS),
     "/api/audit": Policy(BOOKS),
@@ -165,6 +167,7 @@ class Payouts:
         self.commands = app.topic(t.statement_commands, partitions=n, **RAW)
         self.audit_topic = app.topic(t.audit, partitions=n, **RAW)
         self.periods = app.topic(t.periods, partitions=1, **RAW)
+        self.plans = app.topic(t.plans, partitions=1, **RAW)
         self.table = app.Table(
             "statements", partitions=n, default=None, key_type=bytes, value_type=bytes
         )
@@ -648,6 +651,54 @@ def _register_routes(app: faust.App, ws: WorkerState, payouts: Payouts) -> None:
     class Pay(View):
         async def post(self, request: Request, rep_id: str, period: str) -> Response:
             return await send_command(self, request, Action.PAY, rep_id, period, pay_fields)
+
+    @app.page("/api/plans")
+    class PublishPlan(View):
+        """POST a plan document (the YAML or JSON text of a plan file): validated like
+        ``comstream plans validate``, refused when it conflicts with a published version,
+        else published to ``commission.plans`` with an audit record naming the admin."""
+
+        async def post(self, request: Request, **_: Any) -> Response:
+            from comstream.planfiles import PlanFileError, parse_plan_text, plan_to_definition
+
+            user = _user(request)
+            raw: Any = request
+            if user is None:
+                return cast(
+                    Response,
+                    await payouts.refuse(
+                        None, "POST /api/plans", "publishing a plan needs an admin user", 401
+                    ),
+                )
+            text = await raw.text()
+            try:
+                doc = parse_plan_text(text, "request")
+                from processors.plans import parse_plan
+
+                parse_plan(doc)
+            except PlanFileError as exc:
+                return self.json({"error": str(exc), "code": "invalid"}, status=400)
+            except ComstreamError as exc:
+                return self.json({"error": str(exc), "code": "invalid"}, status=400)
+            now = _now()
+            event = PlanPublished(
+                event_id=f"plan-{doc['plan_id']}-{doc['version']}",
+                occurred_at=now,
+                plan_id=str(doc["plan_id"]),
+                version=int(doc["version"]),
+                effective_from=datetime.fromisoformat(str(doc["effective_from"])).date(),
+                definition=plan_to_definition(doc),
+            )
+            letter = ws.dims.check_plan(event)
+            if letter is not None:
+                return self.json({"error": letter.detail, "code": "conflict"}, status=409)
+            await payouts.plans.send(
+                key=f"{event.plan_id}@{event.version}".encode(), value=encode(event)
+            )
+            record = plan_record(user.actor, event.plan_id, event.version, now)
+            await payouts.audit_topic.send(key=b"plans", value=serde.dumps(record))
+            log.warning("plan %s@%s published by %s", event.plan_id, event.version, user.user_id)
+            return self.json({"record": _rec_json(record)})
 
     @app.page("/api/periods/{period}/close")
     class ClosePeriod(View):

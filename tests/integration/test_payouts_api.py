@@ -12,6 +12,7 @@ a real worker process with its ClickHouse engine, users on the users topic.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import urllib.error
 import urllib.request
@@ -35,6 +36,7 @@ from tests.integration.workers import RunningWorker, deployment, launch, wait_un
 
 pytestmark = pytest.mark.integration
 
+REPO = Path(__file__).resolve().parents[2]
 P = "2026-11"
 NEXT = "2026-12"
 NASTY = "'); DROP TABLE audit_log; -- <script>alert('x')</script> \"提成\" & <b>"
@@ -49,12 +51,25 @@ class Env:
     events: list[Event]
     totals: dict[tuple[str, str, str], Decimal]
 
+    def call_text(self, who: str, path: str, text: str) -> tuple[int, Any]:
+        return self.call(who, path, None, text.encode())
+
     def call(
-        self, who: str | None, path: str, body: dict[str, Any] | None = None
+        self,
+        who: str | None,
+        path: str,
+        body: dict[str, Any] | None = None,
+        raw_body: bytes | None = None,
     ) -> tuple[int, Any]:
         url = self.settings.web_url + path
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(url, data=data, method="GET" if body is None else "POST")
+        data = (
+            raw_body
+            if raw_body is not None
+            else None
+            if body is None
+            else json.dumps(body).encode()
+        )
+        req = urllib.request.Request(url, data=data, method="GET" if data is None else "POST")
         req.add_header("Content-Type", "application/json")
         if who is not None:
             req.add_header("Authorization", f"Bearer {self.tokens[who]}")
@@ -157,6 +172,7 @@ POSTS: list[tuple[str, set[str]]] = [
     (f"/api/statements/{R}/{P}/approve", {"fin"}),
     (f"/api/statements/{R}/{P}/pay", {"fin"}),
     (f"/api/periods/{NEXT}/close", {"admin"}),
+    ("/api/plans", {"admin"}),
 ]
 WHO = ["anon", "rep", "rep-other", "mgr", "mgr-west", "fin", "admin"]
 
@@ -200,6 +216,32 @@ def test_a_rep_sees_only_their_own_statements(env: Env) -> None:
     assert reps and all(
         env.worker and r in {"rep-001", "rep-004", "rep-007", "rep-010"} for r in reps
     )
+
+
+def test_only_an_admin_publishes_a_plan_and_it_is_audited(env: Env) -> None:
+    text = (REPO / "plans" / "simple.yaml").read_text(encoding="utf-8")
+    text = re.sub(r"(?m)^version: .*$", "version: 99", text)
+    text = re.sub(r"(?m)^effective_from: .*$", "effective_from: 2030-01-01", text)
+    for who in ("fin", "mgr", "rep"):
+        status, body = env.call_text(who, "/api/plans", text)
+        assert status == 403, (who, body)
+    status, body = env.call_text("admin", "/api/plans", "plan_id: [oops")
+    assert status == 400 and body["code"] == "invalid"
+    status, body = env.call_text("admin", "/api/plans", text)
+    assert status == 200, body
+    assert body["record"]["action"] == "publish_plan"
+    assert body["record"]["actor_id"] == env.users["admin"].user_id
+    wait_until(
+        lambda: any(p.endswith("@99") for p in env.call("admin", "/api/status")[1]["plans"]),
+        30,
+        "the plan in the worker's plan book",
+    )
+
+    def audited() -> bool:
+        records = env.call("admin", "/api/audit")[1]["records"]
+        return any(r["action"] == "publish_plan" and r["reason"].endswith("@99") for r in records)
+
+    wait_until(audited, 30, "the publication in the audit log")
 
 
 def _one_more_order(env: Env, rep_id: str) -> list[Event]:
