@@ -115,6 +115,27 @@ def _feed(settings: Settings, stop: threading.Event, rate: float, seed: int) -> 
                 return
 
 
+def demo_users(settings: Settings) -> list[tuple[str, str]]:
+    """Create the demo's users (admin, a manager of team-east, finance, rep-001) and
+    return (role, sign-in link) for each; the terminal leaderboard uses the admin's
+    token (``COMSTREAM_TOKEN``). docs/payouts.md."""
+    from streams.users import new_user, publish_user
+
+    logins = []
+    for name, role, rep_id, team in (
+        ("Demo Admin", "admin", None, None),
+        ("Demo Manager", "manager", None, "team-east"),
+        ("Demo Finance", "finance", None, None),
+        ("Demo Rep", "rep", "rep-001", "team-east"),
+    ):
+        user, token = new_user(name, role, rep_id, team)
+        publish_user(settings, user)
+        if role == "admin":
+            os.environ["COMSTREAM_TOKEN"] = token
+        logins.append((role, f"{settings.web_url}/?token={token}"))
+    return logins
+
+
 def run_demo(settings: Settings, seconds: float | None, rate: float, plan: Path) -> int:
     """Run the demo until Ctrl-C or ``seconds``; returns the exit status."""
     console = Console()
@@ -135,12 +156,17 @@ def run_demo(settings: Settings, seconds: float | None, rate: float, plan: Path)
         console.print(f"Kafka at {settings.bootstrap}; creating topics")
         ensure_topics(settings)
         publish_events([plan_event(plan, datetime.now(UTC))], settings.bootstrap, settings.topics)
+        logins = demo_users(settings)
         console.print(f"starting the worker (log: {root / 'worker.log'})")
         worker = start_worker(settings, root / "worker.log")
         wait_healthy(settings.web_url, worker)
         console.print(
             f"[bold]web leaderboard: {settings.web_url}/[/]  (API: {settings.web_url}/api)"
         )
+        for role, url in logins:
+            console.print(
+                f"  sign in as {role}: {url}", markup=False, highlight=False, soft_wrap=True
+            )
         feeder = threading.Thread(
             target=_feed, args=(settings, stop, rate, int(time.time())), daemon=True
         )
