@@ -117,6 +117,24 @@ def users_list(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def users_deactivate(settings: Settings, args: argparse.Namespace) -> int:
+    """Mark a user inactive: their token stops working on every worker."""
+    from dataclasses import replace
+
+    from streams.kafka import read_whole
+    from streams.users import Users, publish_user
+
+    users = Users()
+    for msg in read_whole(settings.bootstrap, settings.topics.users):
+        users.apply_bytes(msg.value)
+    user = users.get(args.user_id)
+    if user is None:
+        raise ComstreamError(f"no user {args.user_id!r}")
+    publish_user(settings, replace(user, active=False))
+    print(f"user {user.user_id} deactivated")
+    return 0
+
+
 # ---- audit -------------------------------------------------------------------------------
 
 
@@ -283,6 +301,9 @@ def add_parsers(sub: Any, settings_of: Any) -> None:
     p.set_defaults(fn=bind(users_add))
     p = users.add_parser("list", help="list users (without tokens)")
     p.set_defaults(fn=bind(users_list))
+    p = users.add_parser("deactivate", help="stop a user's token from working")
+    p.add_argument("user_id")
+    p.set_defaults(fn=bind(users_deactivate))
 
     p = sub.add_parser("audit", help="query the audit trail")
     p.add_argument("--rep")

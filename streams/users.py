@@ -61,6 +61,7 @@ class User:
             "role": self.role,
             "rep_id": self.rep_id,
             "team": self.team,
+            "active": self.active,
         }
 
 

@@ -244,6 +244,27 @@ def test_only_an_admin_publishes_a_plan_and_it_is_audited(env: Env) -> None:
     wait_until(audited, 30, "the publication in the audit log")
 
 
+def test_the_leaderboard_stream_takes_the_token_in_the_query(env: Env) -> None:
+    url = env.settings.web_url + f"/api/leaderboard/stream?period={P}"
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(url, timeout=10)
+    assert refused.value.code == 401
+    with urllib.request.urlopen(f"{url}&token={env.tokens['rep']}", timeout=10) as resp:
+        assert resp.headers["Content-Type"].startswith("text/event-stream")
+        assert resp.readline() == b"retry: 1000\n"
+
+
+def test_a_deactivated_user_is_refused(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    user, token = new_user("Temp", "finance")
+    publish_user(env.settings, user)
+    env.tokens["temp"] = token
+    wait_until(lambda: env.call("temp", "/api/me")[0] == 200, 30, "the new user")
+    monkeypatch.setenv("KAFKA_BOOTSTRAP", env.settings.bootstrap)
+    monkeypatch.setenv("COMSTREAM_TOPIC_PREFIX", env.settings.topics.prefix)
+    assert cli_main(["users", "deactivate", user.user_id]) == 0
+    wait_until(lambda: env.call("temp", "/api/me")[0] == 401, 30, "the token refused")
+
+
 def _one_more_order(env: Env, rep_id: str) -> list[Event]:
     """A copy of one of ``rep_id``'s paid orders, placed and paid in the closed period."""
     orders = {e.order_id: e for e in env.events if isinstance(e, OrderPlaced)}
