@@ -42,7 +42,6 @@ from schemas.codec import DeadLetterRecord, decode_event, encode
 from schemas.errors import CodecError
 from sinks.clickhouse import Store
 
-from . import faust_fixes
 from .audit_sink import AuditSink
 from .dimensions import Dimensions
 from .live import LedgerSignal
@@ -79,7 +78,6 @@ class WorkerState:
 
 def build_app(ws: WorkerState) -> faust.App:
     """A Faust app for ``ws.settings``. Nothing is created at import time."""
-    faust_fixes.apply()
     s = ws.settings
     t = s.topics
     n = s.partitions
