@@ -43,6 +43,7 @@ from confluent_kafka.admin import AdminClient
 
 from comstream.broker import LocalBroker
 from comstream.demo import start_worker, stop_process, wait_healthy
+from comstream.leaderboard import WorkerUnavailable
 from comstream.publish import publish_events
 from comstream.replay import replay
 from processors import serde, stages
@@ -197,11 +198,14 @@ def main() -> None:
         due = state.total - state.paid
         pay = PaymentReceived(f"bench-pay-{target}", at, target, f"bench-{target}", due, at)
         publish_events([pay], bootstrap, cold.topics)
-        wait_until(
-            lambda: int(worker.get("/api/status")["deltas_out"]) > 0,
-            120,
-            "a delta for the payment of a restored order",
-        )
+
+        def paid(w: RunningWorker) -> bool:
+            try:  # a worker busy writing its restored tables may answer slowly
+                return int(w.get("/api/status")["deltas_out"]) > 0
+            except WorkerUnavailable:
+                return False
+
+        wait_until(lambda: paid(worker), 600, "a delta for the payment of a restored order")
         print(f"payment of {due} for restored order {target} produced its deltas: ok")
         print(
             f"machine: {platform.machine()}, {os.cpu_count()} cores; {args.partitions} "
