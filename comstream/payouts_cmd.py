@@ -196,6 +196,23 @@ def payroll_lines(statements: list[dict[str, Any]]) -> list[dict[str, str]]:
     return lines
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_FREE_TEXT = ("name", "approved_by")
+
+
+def csv_safe(line: dict[str, str]) -> dict[str, str]:
+    """``line`` for the CSV file: a free-text cell a spreadsheet would run as a formula
+    (``=HYPERLINK(...)``, ``+cmd``, ``@SUM``) gets a leading apostrophe, which
+    spreadsheets show as text. Ids and amounts are left exact (an amount may be
+    negative); the JSON file keeps every value verbatim."""
+    out = dict(line)
+    for key in _FREE_TEXT:
+        value = out.get(key) or ""
+        if value.startswith(_FORMULA_START):
+            out[key] = "'" + value
+    return out
+
+
 def payroll_export(settings: Settings, args: argparse.Namespace) -> int:
     path = f"/api/statements?period={quote(args.period)}&status=approved"
     statements = call(settings.web_url, path, _token(args))["statements"]
@@ -206,7 +223,7 @@ def payroll_export(settings: Settings, args: argparse.Namespace) -> int:
     with csv_path.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=PAYROLL_FIELDS)
         writer.writeheader()
-        writer.writerows(lines)
+        writer.writerows(csv_safe(ln) for ln in lines)
     json_path = out / f"payroll-{args.period}.json"
     json_path.write_text(
         json.dumps({"period": args.period, "lines": lines}, ensure_ascii=False, indent=2) + "\n",

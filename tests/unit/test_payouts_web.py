@@ -153,3 +153,27 @@ def test_payroll_lines_and_files_round_trip(tmp_path: Path) -> None:
         w.writeheader()
         w.writerows(lines)
     assert read_payroll_file(csv_path) == lines
+
+
+def test_payroll_csv_keeps_free_text_from_running_as_a_spreadsheet_formula() -> None:
+    from comstream.payouts_cmd import csv_safe
+
+    line = {
+        "rep_id": "rep-1",
+        "name": '=HYPERLINK("http://x","pay me")',
+        "period": "2026-11",
+        "currency": "USD",
+        "amount": "-12.50",
+        "version": "3",
+        "approved_by": "@SUM(A1)",
+        "payout_reference": "",
+    }
+    safe = csv_safe(line)
+    assert safe["name"] == '\'=HYPERLINK("http://x","pay me")'
+    assert safe["approved_by"] == "'@SUM(A1)"
+    assert safe["amount"] == "-12.50"  # amounts stay exact: a clawback total is negative
+    assert line["name"].startswith("=")  # the JSON export keeps the original
+    assert csv_safe({"name": "Ann", "approved_by": "fin-1"}) == {
+        "name": "Ann",
+        "approved_by": "fin-1",
+    }
