@@ -111,6 +111,32 @@ def _snapshot(state: CustomerState, order: OrderPlaced, placed_us: int) -> Custo
     )
 
 
+# Shared immutable values (a cache, never an answer): most orders credit one rep with the
+# whole order, and every such order can hold the same ``(Credit(rep, 1),)`` and
+# ``(RepFacts,)`` tuples instead of new ones (fewer objects for the cyclic GC to walk).
+_SOLE_CREDITS: dict[str, tuple[Credit]] = {}
+_SOLE_FACTS: dict[int, tuple[RepFacts]] = {}
+
+
+def _sole_credit(rep_id: str) -> tuple[Credit]:
+    hit = _SOLE_CREDITS.get(rep_id)
+    if hit is None:
+        if len(_SOLE_CREDITS) > 100_000:
+            _SOLE_CREDITS.clear()
+        hit = _SOLE_CREDITS[rep_id] = (Credit(rep_id, ONE),)
+    return hit
+
+
+def _sole_facts(facts: RepFacts) -> tuple[RepFacts]:
+    # keyed by identity: the cached tuple keeps ``facts`` alive, so its id is not reused
+    hit = _SOLE_FACTS.get(id(facts))
+    if hit is None or hit[0] is not facts:
+        if len(_SOLE_FACTS) > 100_000:
+            _SOLE_FACTS.clear()
+        hit = _SOLE_FACTS[id(facts)] = (facts,)
+    return hit
+
+
 def _accepted(order: OrderPlaced, rec: CustomerOrder) -> OrderAccepted:
     return OrderAccepted(order, rec.customer, rec.credits, rec.reps, rec.credit_source)
 
@@ -135,12 +161,16 @@ def _place(
     if order.credits:
         credits, source = order.credits, "credits"
     elif order.rep_id:
-        credits, source = (Credit(order.rep_id, ONE),), "rep_id"
+        credits, source = _sole_credit(order.rep_id), "rep_id"
     elif state.facts is not None and state.facts.owner_rep_id:
-        credits, source = (Credit(state.facts.owner_rep_id, ONE),), "owner"
+        credits, source = _sole_credit(state.facts.owner_rep_id), "owner"
     else:
         credits, source = (), "none"
-    facts = tuple(rep_facts(c.rep_id, reps) for c in credits)
+    facts: tuple[RepFacts, ...]
+    if len(credits) == 1:
+        facts = _sole_facts(rep_facts(credits[0].rep_id, reps))
+    else:
+        facts = tuple([rep_facts(c.rep_id, reps) for c in credits])
     rec = CustomerOrder(order.event_id, placed_us, False, snapshot, credits, facts, source)
     active = list(state.active_us)
     insort(active, placed_us)

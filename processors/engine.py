@@ -62,7 +62,9 @@ class Engine:
         self._orders: dict[str, OrderState] = {}
         self._rep_states: dict[str, RepState] = {}
         self._deltas: list[CommissionDelta] = []
-        self._delta_ids: set[str] = set()
+        # a dict, not a set: a dict of strings only is not tracked by the cyclic GC, which
+        # would otherwise walk every id on each full collection
+        self._delta_ids: dict[str, None] = {}
         self._dead: list[DeadLetter] = []
         self._dead_keys: set[tuple[str, str]] = set()
         self._totals: dict[tuple[str, str, str], Decimal] = {}
@@ -203,9 +205,11 @@ class Engine:
             self._emit(d, out)
 
     def _emit(self, delta: CommissionDelta, out: list[Output]) -> None:
-        if delta.delta_id in self._delta_ids:
+        delta_id = delta.delta_id
+        ids = self._delta_ids
+        if delta_id in ids:
             return
-        self._delta_ids.add(delta.delta_id)
+        ids[delta_id] = None
         self._deltas.append(delta)
         key = (delta.rep_id, delta.booked_period, delta.currency)
         totals = self._totals

@@ -181,7 +181,7 @@ def _on_delta(
             return state, list(again)
     out: list[CommissionDelta] = []
     trigger = (delta.delta_id, delta.cause_event_id, delta.cause_event_type, delta.occurred_at)
-    sums = _recompute(
+    new_sums = _recompute(
         state.rep_id,
         sums,
         sums.commission + delta.amount,
@@ -192,8 +192,9 @@ def _on_delta(
         trigger,
         out,
     )
-    if delta.delta_id not in sums.applied:  # counted once, even when nothing changed
-        sums = _remember(sums, delta.delta_id)
+    # a new PeriodSums records the delta id; ``sums`` itself (nothing changed) does not
+    # hold it (it was not applied before): counted once, even when nothing changed
+    sums = _remember(sums, delta.delta_id) if new_sums is sums else new_sums
     new_periods = (*periods, sums) if index < 0 else (*periods[:index], sums, *periods[index + 1 :])
     return RepState(state.rep_id, new_periods), out
 
