@@ -499,6 +499,33 @@ def plan_record(actor: Actor, plan_id: str, version: int, at: datetime) -> Audit
     )
 
 
+def published_plan_record(plan_id: str, version: int, at: datetime, source: str) -> AuditRecord:
+    """The audit record of a plan version that reached the plans topic without going
+    through ``POST /api/plans`` (``comstream plans publish``, or any producer with broker
+    access): the actor is the topic it came from, since Kafka does not say who wrote
+    it. Same id as :func:`plan_record`, so a plan published through the API keeps the
+    record naming its admin (the first one stored wins). ``at`` is the event's own time,
+    so a re-delivered event gives the same record."""
+    return AuditRecord(
+        audit_id=f"plan:{plan_id}@{version}",
+        command_id=f"plan:{plan_id}@{version}",
+        action="publish_plan",
+        outcome=Outcome.APPLIED,
+        code="",
+        message=f"plan {plan_id} version {version} published through {source}",
+        rep_id="",
+        period="",
+        actor_id=f"producer:{source}",
+        actor_role="producer",
+        at=at,
+        state_before="",
+        state_after="published",
+        version_before=0,
+        version_after=version,
+        reason=f"{plan_id}@{version}",
+    )
+
+
 def refusal_record(
     audit_id: str,
     actor: Actor | None,

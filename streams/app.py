@@ -28,7 +28,7 @@ from typing import Any
 import faust
 from faust.types import EventT
 
-from processors import facts, serde, stages
+from processors import facts, payouts, serde, stages
 from processors.events import (
     CommissionDelta,
     CustomerChanged,
@@ -110,6 +110,7 @@ def build_app(ws: WorkerState) -> faust.App:
     rep_topic = app.topic(t.rep_stage, partitions=n, **RAW)
     deltas_topic = app.topic(t.deltas, partitions=n, **RAW)
     dlq_topic = app.topic(t.dlq, partitions=1, **RAW)
+    audit_topic = app.topic(t.audit, partitions=n, **RAW)
     facts_topic = app.topic(t.facts, partitions=n, **RAW)
 
     # bytes key and value types make Faust use the raw codec for the changelog too
@@ -199,6 +200,11 @@ def build_app(ws: WorkerState) -> faust.App:
                 await dead_letter(event, letter)
                 yield None
                 continue
+            if isinstance(decoded, PlanPublished):  # in the audit trail however published
+                record = payouts.published_plan_record(
+                    decoded.plan_id, decoded.version, decoded.occurred_at, event.message.topic
+                )
+                await audit_topic.send(key=b"plans", value=serde.dumps(record))
             for target, key, message in stages.route_input(decoded):
                 await stage_topics[target].send(key=key.encode(), value=serde.dumps(message))
             await broadcast(decoded)

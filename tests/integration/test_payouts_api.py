@@ -242,6 +242,22 @@ def test_only_an_admin_publishes_a_plan_and_it_is_audited(env: Env) -> None:
         return any(r["action"] == "publish_plan" and r["reason"].endswith("@99") for r in records)
 
     wait_until(audited, 30, "the publication in the audit log")
+    records = env.call("admin", "/api/audit")[1]["records"]
+    (mine,) = [r for r in records if r["action"] == "publish_plan" and r["reason"].endswith("@99")]
+    assert mine["actor_id"] == env.users["admin"].user_id  # not the topic it went through
+
+
+def test_a_plan_published_straight_to_kafka_is_audited_with_its_topic(env: Env) -> None:
+    # the fixture published simple@1 with a plain producer, as `comstream plans publish` does
+    def audited() -> list[dict[str, str]]:
+        records = env.call("admin", "/api/audit?limit=100000")[1]["records"]
+        return [r for r in records if r["action"] == "publish_plan" and "@99" not in r["reason"]]
+
+    wait_until(lambda: bool(audited()), 30, "the first plan in the audit log")
+    (record,) = audited()
+    assert record["actor_id"] == f"producer:{env.settings.topics.plans}"
+    assert record["actor_role"] == "producer"
+    assert record["state_after"] == "published"
 
 
 def test_the_leaderboard_stream_takes_the_token_in_the_query(env: Env) -> None:
