@@ -45,6 +45,7 @@ from processors.periods import period_kind, period_of
 from processors.validation import validate_event
 from schemas.codec import DeadLetterRecord, decode_event
 from schemas.errors import CodecError
+from schemas.jsonl import jsonable
 
 __all__ = [
     "EXIT_BALANCED",
@@ -604,7 +605,7 @@ class Report:
 
     def as_json(self) -> dict[str, Any]:
         total = self.events.total
-        body: dict[str, Any] = _jsonable(
+        body: dict[str, Any] = jsonable(
             {
                 "period": self.period,
                 "balanced": self.events.balanced,
@@ -647,13 +648,3 @@ def exit_code(balanced: bool, ledger_ok: bool) -> int:
     if not ledger_ok:
         return EXIT_LEDGER
     return EXIT_BALANCED
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value

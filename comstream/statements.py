@@ -27,6 +27,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from schemas.jsonl import jsonable
+
 from .i18n import lang_of, t
 
 __all__ = [
@@ -400,18 +402,6 @@ def render_html(
     return "\n".join(parts)
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, Mapping):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
-
-
 def statement_json(
     lines: Sequence[Mapping[str, Any]], totals: Mapping[str, Any], lang: str = "en"
 ) -> dict[str, Any]:
@@ -422,11 +412,11 @@ def statement_json(
     for line in lines:
         ln = normalise(line)
         ln["explanation"] = explain(ln, lang)
-        out_lines.append(_jsonable(ln))
+        out_lines.append(jsonable(ln))
     return {
         "rep_id": totals.get("rep_id"),
         "period": totals.get("period"),
         "lang": lang,
         "lines": out_lines,
-        "totals": _jsonable(totals),
+        "totals": jsonable(totals),
     }

@@ -14,6 +14,7 @@ machine-readable reason and the field at fault; :func:`format_event` is its inve
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -193,6 +194,21 @@ def _jsonable(value: Any) -> Any:
         return [_jsonable(v) for v in value]
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
+    return value
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` ready for ``json.dumps``: Decimals as strings (exact), dates and
+    datetimes in ISO 8601, mappings and sequences converted inside. For API answers
+    and reports; events use their own wire format (:func:`format_event`)."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
     return value
 
 

@@ -4,7 +4,7 @@ statistics with the change against the previous period, and the customer view.
 Every function takes a :class:`~sinks.clickhouse.Store` and reads the de-duplicating
 views (``v_sales``, ``v_orders``, ``v_customers``, ``v_reps``, ``v_commission``), so each
 order counts at its latest version and each delta id once. Money is ``Decimal``; the
-JSON forms (:func:`report_json`, :func:`jsonable`) write it as strings.
+JSON forms (:func:`report_json`, :func:`schemas.jsonl.jsonable`) write it as strings.
 
 Periods (:func:`parse_period`) are calendar ranges in UTC: a day ``2026-11-26``, an ISO
 week ``2026-W48``, a month ``2026-11`` or a quarter ``2026-Q4``. Revenue and orders are
@@ -37,7 +37,6 @@ __all__ = [
     "PerformanceRow",
     "Period",
     "customer_view",
-    "jsonable",
     "parse_by",
     "parse_period",
     "performance",
@@ -515,19 +514,6 @@ def report_json(report: PerformanceReport) -> dict[str, Any]:
 
 
 # ---- customer view ---------------------------------------------------------------------
-
-
-def jsonable(value: Any) -> Any:
-    """``value`` with Decimals as strings and dates/datetimes in ISO 8601."""
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Mapping):
-        return {k: jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    return value
 
 
 def _money(value: Any) -> Decimal:

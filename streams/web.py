@@ -5,27 +5,18 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any, cast
 
 import faust
 from faust.web import Request, Response, View
+
+from schemas.jsonl import jsonable
 
 from .app import WorkerState
 from .payouts import register_payouts
 from .web_bi import register_bi_views
 from .web_reconcile import register_reconcile_views
 from .web_ui import leaderboard_args, leaderboard_payload, register_ui_views
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
 
 
 def register_views(app: faust.App, ws: WorkerState) -> None:
@@ -69,7 +60,7 @@ def register_views(app: faust.App, ws: WorkerState) -> None:
     @app.page("/api/status")
     class Status(View):
         async def get(self, request: Request) -> Response:
-            return self.json(_jsonable(await run(status)))
+            return self.json(jsonable(await run(status)))
 
     def no_store(view: View) -> Response:
         return view.json(

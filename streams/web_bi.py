@@ -20,7 +20,8 @@ from typing import Any
 import faust
 from faust.web import Request, Response, View
 
-from sinks.bi import DIMENSIONS, BIError, NotFound, customer_view, jsonable, performance
+from schemas.jsonl import jsonable
+from sinks.bi import DIMENSIONS, BIError, NotFound, customer_view, performance
 from sinks.bi import report_json as performance_json
 from sinks.clickhouse import Store
 
