@@ -8,10 +8,11 @@ the ledger with ClickHouse-side generated deltas (``INSERT INTO commission_delta
 production fills it), then times, over ``--queries`` calls each:
 
 (a) ``Store.leaderboard(period, 20)`` - from the SummingMergeTree rollup;
-(b) ``Store.statement(rep, period)`` - and, for comparison, the statement query with
-    each way of counting a delta id once (FINAL, LIMIT 1 BY, with PREWHERE, ...), the
-    first version that let the driver decode the Decimal columns, and
-    ``Store.statement_totals`` against the same sums with FINAL;
+(b) ``Store.statement(rep, period)`` (rows read unsorted, sorted and de-duplicated in
+    Python) - and, for comparison, the statement query sorted and de-duplicated by the
+    engine (FINAL, LIMIT 1 BY), ``Store.statement_page`` (the first 200 lines with
+    the totals and the earnings per day, from one query: what the rep page loads),
+    and ``Store.statement_totals`` against the same sums with FINAL;
 (c) an exact leaderboard computed from the ledger with FINAL (and without FINAL, which
     is not exact, to show what FINAL costs).
 
@@ -58,6 +59,7 @@ BENCH_DIR = ROOT / "var" / "bench"
 PERIODS = tuple(f"2026-{m:02d}" for m in range(1, 13))
 LOAD_CHUNK = 1_000_000
 WARMUP = 5
+PAGE = 200  # lines on a page of the rep's statement in the web UI
 BIG_STATEMENT = 1500  # lines; splits busy reps' statements from quiet ones'
 
 TARGETS_MS = {"leaderboard": 20.0, "statement": 50.0}
@@ -159,25 +161,21 @@ _W = "rep_id = {r:String} AND booked_period = {p:String}"
 _SEL = STATEMENT_SELECT
 _ORDER = "ORDER BY occurred_at, delta_id"
 
-# The statement query, each way of counting a delta id once. Timed with the same
-# conversion as Store.statement (statement_rows), so only the SQL differs.
+# Other statement queries, each way of counting a delta id once in SQL, sorted by the
+# engine (Store.statement itself sorts and de-duplicates in Python). Timed with the same
+# conversion as Store.statement (statement_rows, which re-sorts an already sorted list),
+# so only the SQL differs.
 STATEMENT_VARIANTS: dict[str, str] = {
-    "FINAL": f"SELECT {_SEL} FROM commission_deltas FINAL WHERE {_W} {_ORDER}",
-    "FINAL + PREWHERE": f"SELECT {_SEL} FROM commission_deltas FINAL PREWHERE {_W} {_ORDER}",
-    "FINAL + do_not_merge_across_partitions_select_final": (
-        f"SELECT {_SEL} FROM commission_deltas FINAL WHERE {_W} {_ORDER} "
-        "SETTINGS do_not_merge_across_partitions_select_final = 1"
+    "FINAL + PREWHERE, sorted in SQL": (
+        f"SELECT {_SEL} FROM commission_deltas FINAL PREWHERE {_W} {_ORDER}"
     ),
-    "LIMIT 1 BY delta_id": (
-        f"SELECT {_SEL} FROM commission_deltas WHERE {_W} {_ORDER} LIMIT 1 BY delta_id"
-    ),
-    "LIMIT 1 BY delta_id + PREWHERE": (
+    "LIMIT 1 BY delta_id + PREWHERE, sorted in SQL (Store.statement before)": (
         f"SELECT {_SEL} FROM commission_deltas PREWHERE {_W} {_ORDER} LIMIT 1 BY delta_id"
     ),
-    "no de-duplication (lower bound)": f"SELECT {_SEL} FROM commission_deltas WHERE {_W} {_ORDER}",
 }
+
 # The first version of Store.statement: Decimal columns decoded by clickhouse-connect,
-# rows as tuples, then one dict per row.
+# rows as tuples, then one dict per row. Only checked against Store.statement.
 NAIVE_STATEMENT_SQL = (
     f"SELECT {', '.join(STATEMENT_COLUMNS)} FROM commission_deltas WHERE {_W} {_ORDER} "
     "LIMIT 1 BY delta_id"
@@ -393,6 +391,14 @@ class Bench:
                     raise SystemExit(f"statement variant {name!r} differs from Store.statement")
             if self._naive(a) != expected:
                 raise SystemExit("the driver-decoded statement differs from Store.statement")
+            for offset in (0, PAGE, len(expected) - 1):
+                page = self.store.statement_page(*a, offset, PAGE)
+                if page.lines != expected[offset : offset + PAGE]:
+                    raise SystemExit(f"statement_page at {offset} differs from Store.statement")
+                if page.line_count != len(expected):
+                    raise SystemExit("statement_page counts differ from Store.statement")
+                if page.totals != self.store.statement_totals(*a):
+                    raise SystemExit("statement_page totals differ from statement_totals")
             totals = self.store.statement_totals(*a)
             if totals["deltas"] != len(expected):
                 raise SystemExit("statement_totals counts differ from statement")
@@ -456,13 +462,13 @@ class Bench:
             TARGETS_MS["leaderboard"],
         )
         statement_calls: dict[str, Callable[[tuple[str, ...]], Sequence[Any]]] = {
-            "(b) Store.statement(rep, period)": lambda a: store.statement(*a)
+            "(b) Store.statement(rep, period)": lambda a: store.statement(*a),
+            f"(b) Store.statement_page(rep, period, 0, {PAGE})": (
+                lambda a: store.statement_page(a[0], a[1], 0, PAGE).lines
+            ),
         }
         for name, sql in STATEMENT_VARIANTS.items():
             statement_calls[f"(b) statement SQL: {name}"] = self._variant(sql)
-        statement_calls["(b) LIMIT 1 BY, Decimals decoded by the driver, rows to dicts"] = (
-            self._naive
-        )
         self.results += _time_interleaved(phase, statement_calls, rp, TARGETS_MS["statement"])
         self.results += _time_interleaved(
             phase,

@@ -28,6 +28,7 @@ from schemas.container import read_events
 from schemas.errors import EventFormatError
 from schemas.jsonl import format_event, parse_event
 
+from .batchgc import LongLivedGC
 from .demo import plan_event
 from .errors import ComstreamError
 
@@ -78,13 +79,15 @@ def replay(events: Iterable[Event], plan_files: Sequence[Path] = ()) -> ReplayRe
     engine = result.engine
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
     plans: list[Event] = [plan_event(p, epoch) for p in plan_files]
-    for event in itertools.chain(plans, events):
-        result.events += 1
-        for out in engine.process(event):
-            if isinstance(out, CommissionDelta):
-                result.deltas.append(out)
-            else:
-                result.dead_letters.append(out)
+    with LongLivedGC() as gc:
+        for event in itertools.chain(plans, events):
+            result.events += 1
+            for out in engine.process(event):
+                if isinstance(out, CommissionDelta):
+                    result.deltas.append(out)
+                else:
+                    result.dead_letters.append(out)
+            gc.tick()
     return result
 
 

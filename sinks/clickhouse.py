@@ -24,8 +24,9 @@ import json
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any
 
 import clickhouse_connect
@@ -42,6 +43,14 @@ class SinkError(ComstreamError):
 
 
 _DEDUP = "non_replicated_deduplication_window = 10000"
+# The ledger is read a rep-period at a time (a statement: every column of a few hundred
+# to a few thousand neighbouring rows), and each column a query touches costs a fixed
+# share of it. Small granules and compact parts (all columns in one file) halved the
+# engine's part of a 3,250-line statement on chDB (20 -> 11 ms, one merged part of 1M
+# rows); the whole-ledger scans (FINAL totals, reconcile) are not latency-bound.
+# Settings of a table are fixed when it is created: a ledger made by an older version
+# keeps its own (it still works, its statements are slower).
+_LEDGER_PARTS = "index_granularity = 1024"
 
 DDL: tuple[str, ...] = (
     f"""
@@ -74,7 +83,7 @@ DDL: tuple[str, ...] = (
     )
     ENGINE = ReplacingMergeTree
     ORDER BY (rep_id, booked_period, delta_id)
-    SETTINGS {_DEDUP}
+    SETTINGS {_DEDUP}, {_LEDGER_PARTS}
     """,
     f"""
     CREATE TABLE IF NOT EXISTS rep_period_totals (
@@ -459,6 +468,29 @@ class Store:
         is the JSON text of the line traces as stored."""
         return statement_rows(self.query_columns(STATEMENT_SQL, {"r": rep_id, "p": period}))
 
+    def statement_page(
+        self, rep_id: str, period: str, offset: int = 0, limit: int | None = None
+    ) -> StatementPage:
+        """Lines ``offset`` to ``offset + limit`` of :meth:`statement` (all from ``offset``
+        when ``limit`` is None), with the number of lines in the whole statement, its
+        amounts per UTC day and its :meth:`statement_totals`: what a page of the rep's
+        statement shows, from one query. Only the lines of the page become dicts."""
+        if offset < 0 or (limit is not None and limit < 0):
+            raise ValueError("offset and limit must not be negative")
+        columns = self.query_columns(STATEMENT_SQL, {"r": rep_id, "p": period})
+        order = statement_order(columns)
+        end = None if limit is None else offset + limit
+        days, kinds = statement_sums(columns, order)
+        return StatementPage(
+            lines=statement_rows(columns, order[offset:end]),
+            line_count=len(order),
+            offset=offset,
+            days=days,
+            totals=statement_totals_dict(
+                rep_id, period, ((c, k, a, n) for (c, k), (a, n) in kinds.items())
+            ),
+        )
+
     def statement_totals(self, rep_id: str, period: str) -> dict[str, Any]:
         """The sums of :meth:`statement` (each delta id once), per currency, since amounts
         are in the order's currency::
@@ -470,26 +502,9 @@ class Store:
 
         Every kind is present in ``by_kind`` (zero when the rep had none)."""
         rows = self.query(STATEMENT_TOTALS_SQL, {"r": rep_id, "p": period})
-        currencies: dict[str, dict[str, Any]] = {}
-        for currency, kind, amount, count in sorted(rows):
-            entry = currencies.setdefault(
-                currency,
-                {
-                    "by_kind": {k.value: Decimal("0.00") for k in DeltaKind},
-                    "total": Decimal("0.00"),
-                    "deltas": 0,
-                },
-            )
-            value = Decimal(amount)
-            entry["by_kind"][kind] = entry["by_kind"].get(kind, Decimal("0.00")) + value
-            entry["total"] += value
-            entry["deltas"] += int(count)
-        return {
-            "rep_id": rep_id,
-            "period": period,
-            "deltas": sum(int(e["deltas"]) for e in currencies.values()),
-            "currencies": currencies,
-        }
+        return statement_totals_dict(
+            rep_id, period, ((c, k, Decimal(a), int(n)) for c, k, a, n in rows)
+        )
 
 
 # ---- rep statements ------------------------------------------------------------------
@@ -534,21 +549,18 @@ STATEMENT_SELECT = ", ".join(
     for c in STATEMENT_COLUMNS
 )
 
-# Each delta id once: ``LIMIT 1 BY delta_id`` after the sort (rows of one id are the same
-# delta re-emitted, identical but for their Kafka position) rather than ``FINAL``, and the
-# key condition as an explicit PREWHERE. Measured with ``python -m bench.query_bench``
-# (10M deltas, 1,000 reps, 2 cores): on one merged part every variant costs the same.
-# With several parts (the normal state of a ledger that keeps receiving inserts) plain
-# FINAL was ~20% slower at p50 (the engine does not move its WHERE to PREWHERE);
-# FINAL + PREWHERE and LIMIT 1 BY + PREWHERE were on par at p50, the latter equal or
-# lower at p99 over four runs; an explicit PREWHERE was ~5-10% faster than the WHERE the
-# engine moves to PREWHERE itself. The filter is on sort-key columns, which every copy
-# of a delta id shares, so filtering before de-duplicating is exact.
+# The key condition as an explicit PREWHERE (~5-10% faster than the WHERE the engine
+# moves to PREWHERE itself). The filter is on sort-key columns, which every copy of a
+# delta id shares, so filtering before de-duplicating is exact.
 _STATEMENT_WHERE = "PREWHERE rep_id = {r:String} AND booked_period = {p:String}"
-STATEMENT_SQL = (
-    f"SELECT {STATEMENT_SELECT} FROM commission_deltas {_STATEMENT_WHERE} "
-    "ORDER BY occurred_at, delta_id LIMIT 1 BY delta_id"
-)
+# No ORDER BY and no LIMIT 1 BY in the statement query: :func:`statement_rows` sorts by
+# (occurred_at, delta_id) and keeps each delta id once in Python. Rows of one id are the
+# same delta re-emitted, identical but for their Kafka position (not selected), so any
+# copy will do. Measured on a busy rep's month (~3,250 lines with their JSON traces,
+# chDB, 2 cores): the engine spent 13 ms sorting the wide rows (ORDER BY + LIMIT 1 BY
+# doubled the query, 13 -> 27 ms), Python's sort of 3,250 keys takes ~1 ms. Earlier
+# comparisons of FINAL, LIMIT 1 BY and PREWHERE: bench/query_bench.py.
+STATEMENT_SQL = f"SELECT {STATEMENT_SELECT} FROM commission_deltas {_STATEMENT_WHERE}"
 STATEMENT_TOTALS_SQL = (
     "SELECT currency, kind, sum(amount), count() FROM ("
     f"SELECT delta_id, currency, kind, amount FROM commission_deltas {_STATEMENT_WHERE} "
@@ -556,14 +568,40 @@ STATEMENT_TOTALS_SQL = (
 )
 
 
-def statement_rows(columns: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
-    """The result columns of a query selecting :data:`STATEMENT_SELECT` (as returned by
-    :meth:`Store.query_columns`) as statement lines, see :meth:`Store.statement`."""
+def statement_order(columns: Sequence[Sequence[Any]]) -> list[int]:
+    """Row numbers of the result columns of a statement query (:data:`STATEMENT_SELECT`,
+    rows in any order, a delta id any number of times) in statement order: by
+    ``occurred_at`` then ``delta_id``, each delta id once. Rows of one id are the same
+    delta re-emitted, identical but for their Kafka position (not selected), so any copy
+    will do; they share ``occurred_at``, so they are neighbours after the sort."""
     if not columns or not columns[0]:
         return []
     if len(columns) != len(STATEMENT_COLUMNS):
         raise SinkError(f"expected {len(STATEMENT_COLUMNS)} statement columns, not {len(columns)}")
-    cols: list[Sequence[Any]] = list(columns)
+    ids = columns[_ID]
+    keep: list[int] = []
+    last = None
+    for _, delta_id, i in sorted(zip(columns[_AT], ids, range(len(ids)))):  # noqa: B905
+        if delta_id != last:
+            keep.append(i)
+            last = delta_id
+    return keep
+
+
+def statement_rows(
+    columns: Sequence[Sequence[Any]], rows: Sequence[int] | None = None
+) -> list[dict[str, Any]]:
+    """Statement lines from the result columns of a statement query: the rows numbered
+    ``rows`` (default: :func:`statement_order`, the whole statement), in that order.
+    See :meth:`Store.statement` for the values."""
+    keep = statement_order(columns) if rows is None else rows
+    if not keep:
+        return []
+    if len(keep) == 1:
+        cols: list[Sequence[Any]] = [(c[keep[0]],) for c in columns]
+    else:
+        pick = itemgetter(*keep)
+        cols = [pick(c) for c in columns]
     for i, name in enumerate(STATEMENT_COLUMNS):
         if name in _STATEMENT_DECIMALS:
             text = cols[i]
@@ -580,3 +618,67 @@ def statement_rows(columns: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
     # Plain zips: the column count is checked above and every column has one value per
     # row; strict=True cost a third of the dict building for a 3,000-line statement.
     return [dict(zip(STATEMENT_COLUMNS, values)) for values in zip(*cols)]  # noqa: B905
+
+
+def statement_sums(
+    columns: Sequence[Sequence[Any]], rows: Sequence[int]
+) -> tuple[list[tuple[date, str, Decimal]], dict[tuple[str, str], tuple[Decimal, int]]]:
+    """Over the rows numbered ``rows`` of a statement query's result columns:
+    ``(UTC day of occurred_at, currency, sum of amount)`` by day then currency (the
+    earnings curve), and ``(currency, kind) -> (sum of amount, deltas)``; without
+    building the lines."""
+    at, currency, kind, amount = columns[_AT], columns[_CURRENCY], columns[_KIND], columns[_AMOUNT]
+    days: dict[tuple[date, str], Decimal] = {}
+    kinds: dict[tuple[str, str], tuple[Decimal, int]] = {}
+    for i in rows:
+        t = at[i]
+        value = Decimal(amount[i])
+        key = ((t if t.tzinfo else t.replace(tzinfo=UTC)).astimezone(UTC).date(), currency[i])
+        days[key] = days.get(key, _ZERO) + value
+        total, n = kinds.get((currency[i], kind[i]), (_ZERO, 0))
+        kinds[(currency[i], kind[i])] = (total + value, n + 1)
+    return [(d, c, v) for (d, c), v in sorted(days.items())], kinds
+
+
+def statement_totals_dict(
+    rep_id: str, period: str, sums: Iterable[tuple[str, str, Decimal, int]]
+) -> dict[str, Any]:
+    """The shape of :meth:`Store.statement_totals` from ``(currency, kind, sum, deltas)``."""
+    currencies: dict[str, dict[str, Any]] = {}
+    for currency, kind, value, count in sorted(sums):
+        entry = currencies.setdefault(
+            currency,
+            {
+                "by_kind": {k.value: _ZERO for k in DeltaKind},
+                "total": _ZERO,
+                "deltas": 0,
+            },
+        )
+        entry["by_kind"][kind] = entry["by_kind"].get(kind, _ZERO) + value
+        entry["total"] += value
+        entry["deltas"] += count
+    return {
+        "rep_id": rep_id,
+        "period": period,
+        "deltas": sum(int(e["deltas"]) for e in currencies.values()),
+        "currencies": currencies,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class StatementPage:
+    """A page of a rep's statement (:meth:`Store.statement_page`)."""
+
+    lines: list[dict[str, Any]]
+    line_count: int  # lines in the whole statement
+    offset: int  # statement position of ``lines[0]``
+    days: list[tuple[date, str, Decimal]]  # the whole statement's amounts per UTC day
+    totals: dict[str, Any]  # the whole statement's totals, as Store.statement_totals
+
+
+_ID = STATEMENT_COLUMNS.index("delta_id")
+_AT = STATEMENT_COLUMNS.index("occurred_at")
+_CURRENCY = STATEMENT_COLUMNS.index("currency")
+_AMOUNT = STATEMENT_COLUMNS.index("amount")
+_KIND = STATEMENT_COLUMNS.index("kind")
+_ZERO = Decimal("0.00")

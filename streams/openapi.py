@@ -126,6 +126,26 @@ SCHEMAS: dict[str, Any] = {
                 },
             },
             "totals": {"type": "object", "additionalProperties": True},
+            "offset": {"type": "integer", "description": "statement position of lines[0]"},
+            "limit": {
+                "type": "integer",
+                "nullable": True,
+                "description": "the page size asked for (null: every line from offset)",
+            },
+            "line_count": {"type": "integer", "description": "lines in the whole statement"},
+            "days": {
+                "type": "array",
+                "description": "the whole statement's amounts per UTC day of occurred_at "
+                "and currency (the earnings curve), whatever the page",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "day": {"type": "string", "format": "date"},
+                        "currency": {"type": "string"},
+                        "amount": Money,
+                    },
+                },
+            },
         },
     },
     "Customer": {
@@ -296,9 +316,26 @@ PATHS: dict[str, Any] = {
         "bi",
     ),
     "/api/reps/{rep_id}/statement": _get(
-        "A rep's statement for a period: every delta with its explanation, and totals",
+        "A rep's statement for a period, or a page of it: each delta with its "
+        "explanation, the totals and the earnings per day",
         {"200": _json(_ref("Statement")), "400": _ERROR, **_NO_SINK},
-        [REP_P, PERIOD_Q, LANG_Q],
+        [
+            REP_P,
+            PERIOD_Q,
+            LANG_Q,
+            _param(
+                "offset",
+                "query",
+                {"type": "integer", "minimum": 0, "default": 0},
+                "first line of the page, in statement order (occurred_at, delta_id)",
+            ),
+            _param(
+                "limit",
+                "query",
+                {"type": "integer", "minimum": 1, "maximum": 5000},
+                "lines on the page; default: every line from offset",
+            ),
+        ],
         "bi",
     ),
     "/api/reps/{rep_id}/statement.html": _get(

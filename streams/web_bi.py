@@ -39,6 +39,23 @@ def _flag(value: str | None, default: bool) -> bool:
     return value.strip().lower() not in ("0", "false", "no", "off")
 
 
+MAX_STATEMENT_PAGE = 5000
+
+
+def _count(value: str | None, name: str, least: int, most: int | None) -> int | None:
+    """A whole-number query parameter between ``least`` and ``most`` (None: absent)."""
+    if value is None or value == "":
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, not {value!r}") from None
+    if n < least or (most is not None and n > most):
+        bound = f"between {least} and {most}" if most is not None else f"at least {least}"
+        raise ValueError(f"{name} must be {bound}, not {n}")
+    return n
+
+
 def _rep_name(store: Store, rep_id: str) -> str | None:
     rows = store.query("SELECT name FROM v_reps WHERE rep_id = {r:String}", {"r": rep_id})
     return str(rows[0][0]) if rows and rows[0][0] else None
@@ -95,14 +112,36 @@ def register_bi_views(app: faust.App, ws: WorkerState) -> None:
         assert ws.store is not None
         return ws.store.statement(rep_id, period), ws.store.statement_totals(rep_id, period)
 
+    def statement_page(
+        rep_id: str, period: str, offset: int, limit: int | None, lang: str
+    ) -> dict[str, Any]:
+        assert ws.store is not None
+        page = ws.store.statement_page(rep_id, period, offset, limit)
+        body = statement_json(page.lines, page.totals, lang)
+        body.update(
+            offset=page.offset,
+            limit=limit,
+            line_count=page.line_count,
+            days=[
+                {"day": day.isoformat(), "currency": currency, "amount": str(amount)}
+                for day, currency, amount in page.days
+            ],
+        )
+        return body
+
     @app.page("/api/reps/{rep_id}/statement")
     class Statement(View):
         async def get(self, request: Request, rep_id: str) -> Response:
             if ws.store is None:
                 return no_store(self)
-            period = request.query.get("period") or _month_now()
-            lines, totals = await run(statement, rep_id, period)
-            body = await run(statement_json, lines, totals, request.query.get("lang", "en"))
+            q = request.query
+            period = q.get("period") or _month_now()
+            try:
+                offset = _count(q.get("offset"), "offset", 0, None) or 0
+                limit = _count(q.get("limit"), "limit", 1, MAX_STATEMENT_PAGE)
+            except ValueError as exc:
+                return self.json({"error": str(exc)}, status=400)
+            body = await run(statement_page, rep_id, period, offset, limit, q.get("lang", "en"))
             return self.json(body)
 
     @app.page("/api/reps/{rep_id}/statement.html")

@@ -43,6 +43,7 @@ const I18N = {
     quota: "Quota",
     no_quota: "No quota in this rep's plan",
     no_lines: "No statement lines for this period.",
+    more_lines: "Show more ({shown} of {total} lines shown)",
     kind_commission: "commission",
     kind_adjustment: "adjustment",
     kind_accelerator: "accelerator",
@@ -167,6 +168,7 @@ const I18N = {
     quota: "指标",
     no_quota: "该代表的方案没有指标",
     no_lines: "本期间没有报表行。",
+    more_lines: "显示更多（已显示 {shown} / {total} 行）",
     kind_commission: "提成",
     kind_adjustment: "调整",
     kind_accelerator: "加速",
@@ -546,15 +548,17 @@ function lineCause(line) {
   return I18N[LANG]["ev_" + type] || type;
 }
 
-function earningsChart(lines, period) {
+// days: the statement's amounts per UTC day ({day, currency, amount}, by day), which the
+// statement API sends whole whatever page of lines it sends
+function earningsChart(days, period) {
   const W = 640, H = 220, L = 64, R = 16, T = 16, B = 32;
-  const currency = lines.length ? lines[0].currency : "";
+  const currency = days.length ? days[0].currency : "";
   const pts = [];
   let sum = 0;
-  for (const ln of lines) {
-    if (ln.currency !== currency) continue;
-    sum += Number(ln.amount);
-    pts.push([new Date(ln.occurred_at).getTime(), sum]);
+  for (const d of days) {
+    if (d.currency !== currency) continue;
+    sum += Number(d.amount);
+    pts.push([Date.parse(d.day + "T00:00:00Z"), sum]);
   }
   const svg = s("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart", id: "earnings-chart", role: "img" });
   svg.append(s("title", {}, t("earnings_chart")));
@@ -642,10 +646,10 @@ function totalsBlock(totals) {
   return h("div", { id: "totals" }, kv(pairs));
 }
 
-function statementRows(lines) {
+function statementRows(lines, first = 0) {
   const out = [];
   lines.forEach((ln, i) => {
-    const id = "why-" + i;
+    const id = "why-" + (first + i);
     const order = ln.order_id
       ? ln.customer_id
         ? h("a", { href: withLang(`/customers/${encodeURIComponent(ln.customer_id)}`), class: "order-link" }, ln.order_id)
@@ -687,6 +691,43 @@ function statementRows(lines) {
   return out;
 }
 
+const STATEMENT_PAGE = 200; // lines per request (?lines=N on the page); "show more" fetches the next
+
+function statementURL(repId, period, offset) {
+  const asked = parseInt(params().get("lines") || "", 10);
+  const size = asked >= 1 ? Math.min(asked, 5000) : STATEMENT_PAGE;
+  return `/api/reps/${encodeURIComponent(repId)}/statement?period=${encodeURIComponent(period)}&lang=${LANG}&offset=${offset}&limit=${size}`;
+}
+
+// "Show more": appends the next page of lines to the statement table until all are shown
+function moreLines(repId, period, stmt) {
+  let shown = (stmt.lines || []).length;
+  const total = stmt.line_count || shown;
+  const button = h("button", { type: "button", id: "more-lines" });
+  const label = () => {
+    button.textContent = t("more_lines").replace("{shown}", String(shown)).replace("{total}", String(total));
+    button.hidden = shown >= total;
+  };
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    try {
+      const next = await getJSON(statementURL(repId, period, shown));
+      const body = document.querySelector("#statement tbody");
+      const rows = statementRows(next.lines || [], shown);
+      if (body) body.append(...rows);
+      shown += (next.lines || []).length;
+      if (!(next.lines || []).length) shown = total;
+    } catch (err) {
+      button.after(errorBox(err));
+    } finally {
+      button.disabled = false;
+      label();
+    }
+  });
+  label();
+  return h("p", { class: "more" }, button);
+}
+
 async function repPage(repId) {
   const p = params();
   const root = main();
@@ -702,7 +743,7 @@ async function repPage(repId) {
   let stmt, board;
   try {
     [stmt, board] = await Promise.all([
-      getJSON(`/api/reps/${encodeURIComponent(repId)}/statement?period=${encodeURIComponent(period)}&lang=${LANG}`),
+      getJSON(statementURL(repId, period, 0)),
       getJSON(`/api/leaderboard?period=${encodeURIComponent(period)}&limit=1000`).catch(() => ({ rows: [] })),
     ]);
   } catch (err) {
@@ -746,7 +787,7 @@ async function repPage(repId) {
     h(
       "div",
       { class: "charts" },
-      h("section", {}, h("h2", {}, t("earnings_chart")), earningsChart(lines, period)),
+      h("section", {}, h("h2", {}, t("earnings_chart")), earningsChart(stmt.days || [], period)),
       h("section", {}, h("h2", {}, t("attainment_chart")), attainmentChart(row)),
     ),
     h("h2", {}, t("statement"), " ", expandAll),
@@ -757,6 +798,7 @@ async function repPage(repId) {
           { id: "statement", class: "grid" },
         )
       : h("p", { class: "muted" }, t("no_lines")),
+    lines.length ? moreLines(repId, period, stmt) : null,
     h("h2", {}, t("totals")),
     totalsBlock(stmt.totals),
     h("section", { id: "lifecycle" }),

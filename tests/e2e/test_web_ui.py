@@ -183,6 +183,24 @@ def test_leaderboard_rep_page_and_language(
         assert "/statement.html?" in (page.get_attribute("#printable", "href") or "")
         _shot(page, "rep")
 
+        # a long statement comes in pages: "show more" appends the next lines in order
+        everything = [
+            tr.get_attribute("data-delta") for tr in page.locator("#statement tr.line").all()
+        ]
+        assert len(everything) >= 3, "the test rep needs a few statement lines"
+        page.goto(f"{settings.web_url}/reps/{order.rep_id}?period={period}&lines=2")
+        page.wait_for_selector("#statement tr.line", timeout=15_000)
+        assert page.locator("#statement tr.line").count() == 2
+        more = page.locator("#more-lines")
+        assert more.inner_text().startswith("Show more (2 of ")
+        more.click()
+        page.wait_for_function("document.querySelectorAll('#statement tr.line').length === 4")
+        shown = [tr.get_attribute("data-delta") for tr in page.locator("#statement tr.line").all()]
+        assert shown == everything[:4]
+        assert page.locator("#earnings-chart path.earn-line").count() == 1
+        page.goto(f"{settings.web_url}/reps/{order.rep_id}?period={period}")
+        page.wait_for_selector("#statement tr.line", timeout=15_000)
+
         # switch to Chinese: remembered for the next page
         page.click("#lang-zh")
         page.wait_for_selector("text=提成报表", timeout=5_000)

@@ -87,6 +87,28 @@ def test_sales_facts_and_customer_view_reach_clickhouse(
         assert st["lines"] and all(line["explanation"] for line in st["lines"])
         total = Decimal(st["totals"]["currencies"]["USD"]["total"])
         assert total == expected[(rep, "2026-11", "USD")]
+        # pages of the same statement: in order, each line once, the whole count and the
+        # whole earnings curve on every page
+        n = st["line_count"]
+        assert n == len(st["lines"]) >= 3 and st["offset"] == 0 and st["limit"] is None
+        assert sum(Decimal(d["amount"]) for d in st["days"]) == total
+        size = n // 3 + 1
+        paged = []
+        for offset in range(0, n, size):
+            part = worker.get(
+                f"/api/reps/{rep}/statement?period=2026-11&offset={offset}&limit={size}"
+            )
+            assert (part["offset"], part["limit"], part["line_count"]) == (offset, size, n)
+            assert part["days"] == st["days"]
+            paged += part["lines"]
+        assert [line["delta_id"] for line in paged] == [line["delta_id"] for line in st["lines"]]
+        assert worker.get(f"/api/reps/{rep}/statement?period=2026-11&offset={n}")["lines"] == []
+        for bad in ("limit=0", "limit=x", "offset=-1", "limit=5001"):
+            with pytest.raises(urllib.error.HTTPError) as err:
+                urllib.request.urlopen(
+                    f"{settings.web_url}/api/reps/{rep}/statement?period=2026-11&{bad}"
+                )
+            assert err.value.code == 400
         page = urllib.request.urlopen(
             f"{settings.web_url}/api/reps/{rep}/statement.html?period=2026-11&lang=zh"
         ).read()
