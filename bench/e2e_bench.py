@@ -30,7 +30,7 @@ from comstream.publish import publish_events
 from comstream.replay import replay
 from processors.events import CustomerChanged, Event, PlanPublished, RepChanged
 from streams.settings import REPO_ROOT
-from tests.integration.workers import deployment, launch, wait_until
+from tests.integration.workers import deployment, free_port, launch, wait_until
 
 START = datetime(2026, 11, 2, tzinfo=UTC)
 
@@ -84,7 +84,7 @@ def main() -> None:
     broker = None
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP")
     if not bootstrap:
-        broker = LocalBroker(39092, 39093, root / "kafka")
+        broker = LocalBroker(free_port(), free_port(), root / "kafka")
         bootstrap = broker.start()
     try:
         dims, flow = events_for(args.orders)
