@@ -7,11 +7,8 @@ thread. They are small and change rarely; each worker holds all of them in memor
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Mapping
-
-from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from processors.errors import EngineError
 from processors.events import DeadLetter, Event, PeriodClosed, PlanPublished, RepChanged
@@ -19,10 +16,8 @@ from processors.plans import PlanBook, plan_from_event
 from schemas.codec import decode_event
 from schemas.errors import CodecError
 
-from .kafka import read_whole
+from .kafka import TopicFollower
 from .settings import Settings
-
-log = logging.getLogger(__name__)
 
 
 class Dimensions:
@@ -77,51 +72,9 @@ class Dimensions:
         return None
 
 
-class DimensionFollower(threading.Thread):
+class DimensionFollower(TopicFollower):
     """Loads the dimension topics whole, then follows them until :meth:`stop`."""
 
     def __init__(self, settings: Settings, dims: Dimensions) -> None:
-        super().__init__(name="comstream-dimensions", daemon=True)
-        self.settings = settings
+        super().__init__(settings, settings.topics.dimensions, dims.apply_bytes, "dimensions")
         self.dims = dims
-        self._stop_event = threading.Event()
-        self._positions: dict[tuple[str, int], int] = {}
-
-    def load(self) -> None:
-        """Read every dimension topic from the start to its current end (blocking)."""
-        for topic in self.settings.topics.dimensions:
-            for msg in read_whole(self.settings.bootstrap, topic):
-                self.dims.apply_bytes(msg.value)
-                self._positions[(topic, msg.partition)] = msg.offset + 1
-
-    def stop(self) -> None:
-        self._stop_event.set()
-
-    def run(self) -> None:
-        consumer = Consumer(
-            {
-                "bootstrap.servers": self.settings.bootstrap,
-                "group.id": f"{self.settings.app_id}-dimensions",
-                "enable.auto.commit": False,
-            }
-        )
-        assignment = []
-        for topic in self.settings.topics.dimensions:
-            meta = consumer.list_topics(topic, timeout=30)
-            for partition in meta.topics[topic].partitions:
-                start = self._positions.get((topic, partition), 0)
-                assignment.append(TopicPartition(topic, partition, start))
-        consumer.assign(assignment)
-        try:
-            while not self._stop_event.is_set():
-                msg = consumer.poll(0.5)
-                if msg is None:
-                    continue
-                error = msg.error()
-                if error is not None:
-                    if error.code() != KafkaError._PARTITION_EOF:
-                        log.warning("dimension read error: %s", error)
-                    continue
-                self.dims.apply_bytes(msg.value())
-        finally:
-            consumer.close()

@@ -7,8 +7,10 @@ Producers use the ``murmur2_random`` partitioner, the one the Java client and ai
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -150,3 +152,65 @@ def read_whole(bootstrap: str, topic: str, timeout: float = 30.0) -> Iterator[Ra
                 offset += 1
     finally:
         consumer.close()
+
+
+class TopicFollower(threading.Thread):
+    """Loads ``topics`` whole (:meth:`load`, blocking), then, as a daemon thread, follows
+    them from where the load ended until :meth:`stop`, handing every message's value to
+    ``apply``. For small compacted topics that every worker keeps in memory whole
+    (dimensions, users): no offsets are committed, each start reads from the beginning."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        topics: Sequence[str],
+        apply: Callable[[bytes | None], None],
+        name: str,
+    ) -> None:
+        super().__init__(name=f"comstream-{name}", daemon=True)
+        self.settings = settings
+        self.topics = tuple(topics)
+        self.apply = apply
+        self._group = f"{settings.app_id}-{name}"
+        self._log = logging.getLogger(f"{__name__}.{name}")
+        self._stop_event = threading.Event()
+        self._next: dict[tuple[str, int], int] = {}
+
+    def load(self) -> None:
+        """Read every topic from the start to its current end (blocking)."""
+        for topic in self.topics:
+            for msg in read_whole(self.settings.bootstrap, topic):
+                self.apply(msg.value)
+                self._next[(topic, msg.partition)] = msg.offset + 1
+
+    def stop(self) -> None:
+        self._stop_event.set()
+
+    def run(self) -> None:
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self.settings.bootstrap,
+                "group.id": self._group,
+                "enable.auto.commit": False,
+            }
+        )
+        assignment = []
+        for topic in self.topics:
+            meta = consumer.list_topics(topic, timeout=30)
+            for partition in meta.topics[topic].partitions:
+                start = self._next.get((topic, partition), 0)
+                assignment.append(TopicPartition(topic, partition, start))
+        consumer.assign(assignment)
+        try:
+            while not self._stop_event.is_set():
+                msg = consumer.poll(0.5)
+                if msg is None:
+                    continue
+                error = msg.error()
+                if error is not None:
+                    if error.code() != KafkaError._PARTITION_EOF:
+                        self._log.warning("read error: %s", error)
+                    continue
+                self.apply(msg.value())
+        finally:
+            consumer.close()

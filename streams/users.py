@@ -20,12 +20,10 @@ import threading
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
-
 from processors.errors import ComstreamError
 from processors.payouts import Actor, Role
 
-from .kafka import flush, make_producer, read_whole
+from .kafka import TopicFollower, flush, make_producer
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -167,48 +165,9 @@ def auth_enabled(settings: Settings, users: Users) -> bool:
     return len(users) > 0
 
 
-class UserFollower(threading.Thread):
+class UserFollower(TopicFollower):
     """Loads the users topic whole, then follows it until :meth:`stop`."""
 
     def __init__(self, settings: Settings, users: Users) -> None:
-        super().__init__(name="comstream-users", daemon=True)
-        self.settings = settings
+        super().__init__(settings, (settings.topics.users,), users.apply_bytes, "users")
         self.users = users
-        self._stop_event = threading.Event()
-        self._next: dict[int, int] = {}
-
-    def load(self) -> None:
-        topic = self.settings.topics.users
-        for msg in read_whole(self.settings.bootstrap, topic):
-            self.users.apply_bytes(msg.value)
-            self._next[msg.partition] = msg.offset + 1
-
-    def stop(self) -> None:
-        self._stop_event.set()
-
-    def run(self) -> None:
-        topic = self.settings.topics.users
-        consumer = Consumer(
-            {
-                "bootstrap.servers": self.settings.bootstrap,
-                "group.id": f"{self.settings.app_id}-users",
-                "enable.auto.commit": False,
-            }
-        )
-        meta = consumer.list_topics(topic, timeout=30)
-        consumer.assign(
-            [TopicPartition(topic, p, self._next.get(p, 0)) for p in meta.topics[topic].partitions]
-        )
-        try:
-            while not self._stop_event.is_set():
-                msg = consumer.poll(0.5)
-                if msg is None:
-                    continue
-                error = msg.error()
-                if error is not None:
-                    if error.code() != KafkaError._PARTITION_EOF:
-                        log.warning("users read error: %s", error)
-                    continue
-                self.users.apply_bytes(msg.value())
-        finally:
-            consumer.close()
