@@ -44,10 +44,10 @@ class SinkError(ComstreamError):
 
 _DEDUP = "non_replicated_deduplication_window = 10000"
 # The ledger is read a rep-period at a time (a statement: every column of a few hundred
-# to a few thousand neighbouring rows), and each column a query touches costs a fixed
-# share of it. Small granules and compact parts (all columns in one file) halved the
-# engine's part of a 3,250-line statement on chDB (20 -> 11 ms, one merged part of 1M
-# rows); the whole-ledger scans (FINAL totals, reconcile) are not latency-bound.
+# to a few thousand neighbouring rows). Granules of 1,024 rows cut the engine's part of a
+# 3,250-line statement on chDB from 20 to 14 ms (one merged part of 1M rows). Compact
+# parts (all columns in one file) read faster still (11 ms) but their merges of a large
+# ledger slowed every query while they ran (bench/RESULTS.md), so the parts stay wide.
 # Settings of a table are fixed when it is created: a ledger made by an older version
 # keeps its own (it still works, its statements are slower).
 _LEDGER_PARTS = "index_granularity = 1024"
