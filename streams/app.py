@@ -18,9 +18,11 @@ like that topic, so co-partitioning is explicit. Agent concurrency is 1.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -53,6 +55,10 @@ log = logging.getLogger(__name__)
 
 FaustEvent = EventT[bytes]
 CRM_TAG = b'["' + CustomerChanged.__name__.encode() + b'"'
+
+# The exit status of a worker that could neither process a message nor dead-letter it.
+EXIT_UNPROCESSED = 70
+DEAD_LETTER_TIMEOUT_S = 30.0
 
 RAW: dict[str, Any] = {
     "key_type": bytes,
@@ -132,8 +138,9 @@ def build_app(ws: WorkerState) -> faust.App:
 
     async def dead_letter(
         event: FaustEvent, letter: DeadLetter, value: bytes | None = None
-    ) -> None:
-        """Send a dead letter carrying the message being processed (or ``value``)."""
+    ) -> Awaitable[Any]:
+        """Send a dead letter carrying the message being processed (or ``value``); the
+        result is awaitable and completes when the broker has acknowledged it."""
         msg = event.message
         record = DeadLetterRecord(
             reason=letter.reason,
@@ -147,8 +154,9 @@ def build_app(ws: WorkerState) -> faust.App:
             event_type=letter.event_type,
             dead_at=datetime.now(UTC),
         )
-        await dlq_topic.send(key=msg.key, value=encode(record))
+        sent = await dlq_topic.send(key=msg.key, value=encode(record))
         ws.counters["dead_letters"] += 1
+        return sent
 
     async def send_outputs(event: FaustEvent, outputs: list[Any]) -> None:
         for out in outputs:
@@ -183,31 +191,60 @@ def build_app(ws: WorkerState) -> faust.App:
             for partition in range(n):
                 await stage_topics[target].send(key=b"*", value=payload, partition=partition)
 
+    async def guarded(event: FaustEvent, handle: Callable[[FaustEvent], Awaitable[None]]) -> None:
+        """Process one message so that an error cannot lose it. Faust acknowledges the
+        message an agent is on when the agent's loop fails as well as when it moves on,
+        and restarts a failed agent with the next message: an exception escaping here
+        would drop the message without a trace. Instead it becomes a dead letter
+        (``processing.error``, with the original bytes and the exception) and the worker
+        goes on; when not even that can be delivered, the process ends at once, before
+        anything is acknowledged, and the message is read again after the restart
+        (docs/exactly-once.md)."""
+        try:
+            await handle(event)
+        except Exception as exc:
+            msg = event.message
+            log.exception("processing %s[%d]@%d failed", msg.topic, msg.partition, msg.offset)
+            ws.counters["processing_errors"] += 1
+            try:
+                letter = DeadLetter("processing.error", f"{type(exc).__name__}: {exc}")
+                await asyncio.wait_for(await dead_letter(event, letter), DEAD_LETTER_TIMEOUT_S)
+            except BaseException:
+                log.critical(
+                    "cannot dead-letter %s[%d]@%d either; exiting without acknowledging it",
+                    msg.topic,
+                    msg.partition,
+                    msg.offset,
+                )
+                logging.shutdown()
+                os._exit(EXIT_UNPROCESSED)
+
+    async def handle_input(event: FaustEvent) -> None:
+        ws.counters["events_in"] += 1
+        try:
+            decoded = decode_event(event.message.value or b"")
+        except CodecError as exc:
+            await dead_letter(event, DeadLetter("decode.error", str(exc)))
+            return
+        letter = validate_event(decoded)
+        if letter is None and isinstance(decoded, PlanPublished):
+            letter = ws.dims.check_plan(decoded)
+        if letter is not None:
+            await dead_letter(event, letter)
+            return
+        if isinstance(decoded, PlanPublished):  # in the audit trail however published
+            record = payouts.published_plan_record(
+                decoded.plan_id, decoded.version, decoded.occurred_at, event.message.topic
+            )
+            await audit_topic.send(key=b"plans", value=serde.dumps(record))
+        for target, key, message in stages.route_input(decoded):
+            await stage_topics[target].send(key=key.encode(), value=serde.dumps(message))
+        await broadcast(decoded)
+
     @app.agent(upstream, concurrency=1)
     async def ingest(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         async for event in stream.events():
-            ws.counters["events_in"] += 1
-            try:
-                decoded = decode_event(event.message.value or b"")
-            except CodecError as exc:
-                await dead_letter(event, DeadLetter("decode.error", str(exc)))
-                yield None
-                continue
-            letter = validate_event(decoded)
-            if letter is None and isinstance(decoded, PlanPublished):
-                letter = ws.dims.check_plan(decoded)
-            if letter is not None:
-                await dead_letter(event, letter)
-                yield None
-                continue
-            if isinstance(decoded, PlanPublished):  # in the audit trail however published
-                record = payouts.published_plan_record(
-                    decoded.plan_id, decoded.version, decoded.occurred_at, event.message.topic
-                )
-                await audit_topic.send(key=b"plans", value=serde.dumps(record))
-            for target, key, message in stages.route_input(decoded):
-                await stage_topics[target].send(key=key.encode(), value=serde.dumps(message))
-            await broadcast(decoded)
+            await guarded(event, handle_input)
             yield None
 
     def message_key(key: bytes) -> bytes:
@@ -254,51 +291,60 @@ def build_app(ws: WorkerState) -> faust.App:
             produced.extend(outputs)
         return produced
 
+    async def handle_customer(event: FaustEvent) -> None:
+        outputs = await run_stage(
+            event, customers, lambda s, m: stages.customer_apply(s, m, ws.dims.reps)
+        )
+        await send_outputs(event, outputs)
+        # serde writes a record as ["TypeName", ...]: a CRM change, without decoding
+        if (event.message.value or b"").startswith(CRM_TAG):
+            await send_fact(facts.customer_fact(stored_state(customers, event)))
+
+    async def handle_order(event: FaustEvent) -> None:
+        outputs = await run_stage(
+            event,
+            orders,
+            lambda s, m: stages.order_apply(s, m, ws.dims.plans, ws.dims.closed_periods),
+        )
+        await send_outputs(event, outputs)
+        if event.key != b"*":  # a broadcast (plan, closure) changes no order fact
+            await send_fact(facts.order_fact(stored_state(orders, event)))
+
+    async def handle_rep(event: FaustEvent) -> None:
+        outputs = await run_stage(
+            event,
+            rep_periods,
+            lambda s, m: stages.rep_apply(
+                s, m, ws.dims.plans, ws.dims.reps, ws.dims.closed_periods
+            ),
+        )
+        message = serde.loads(event.message.value or b"")
+        if isinstance(message, RepChanged):
+            await send_fact(facts.rep_fact(message))
+        passed = [message] if isinstance(message, CommissionDelta) else []
+        for out in (*passed, *outputs):
+            if isinstance(out, DeadLetter):
+                await dead_letter(event, out)
+                continue
+            await deltas_topic.send(key=out.rep_id.encode(), value=encode(out))
+            ws.counters["deltas_out"] += 1
+
     @app.agent(customer_topic, concurrency=1)
     async def customer_stage(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         async for event in stream.events():
-            outputs = await run_stage(
-                event, customers, lambda s, m: stages.customer_apply(s, m, ws.dims.reps)
-            )
-            await send_outputs(event, outputs)
-            # serde writes a record as ["TypeName", ...]: a CRM change, without decoding
-            if (event.message.value or b"").startswith(CRM_TAG):
-                await send_fact(facts.customer_fact(stored_state(customers, event)))
+            await guarded(event, handle_customer)
             yield None
 
     @app.agent(order_topic, concurrency=1)
     async def order_stage(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         async for event in stream.events():
-            outputs = await run_stage(
-                event,
-                orders,
-                lambda s, m: stages.order_apply(s, m, ws.dims.plans, ws.dims.closed_periods),
-            )
-            await send_outputs(event, outputs)
-            if event.key != b"*":  # a broadcast (plan, closure) changes no order fact
-                await send_fact(facts.order_fact(stored_state(orders, event)))
+            await guarded(event, handle_order)
             yield None
 
     @app.agent(rep_topic, concurrency=1)
     async def rep_stage(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         async for event in stream.events():
-            outputs = await run_stage(
-                event,
-                rep_periods,
-                lambda s, m: stages.rep_apply(
-                    s, m, ws.dims.plans, ws.dims.reps, ws.dims.closed_periods
-                ),
-            )
-            message = serde.loads(event.message.value or b"")
-            if isinstance(message, RepChanged):
-                await send_fact(facts.rep_fact(message))
-            passed = [message] if isinstance(message, CommissionDelta) else []
-            for out in (*passed, *outputs):
-                if isinstance(out, DeadLetter):
-                    await dead_letter(event, out)
-                    continue
-                await deltas_topic.send(key=out.rep_id.encode(), value=encode(out))
-                ws.counters["deltas_out"] += 1
+            await guarded(event, handle_rep)
             yield None
 
     return app

@@ -159,3 +159,39 @@ def test_a_thousand_bad_events_are_dead_lettered_and_the_rest_counts(
     rows = [json.loads(line) for line in proc.stdout.splitlines()]
     assert len(rows) == 100
     assert all(r["event"]["currency"] == "XQZ" for r in rows)
+
+
+def test_a_message_a_stage_cannot_process_is_dead_lettered_not_lost(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """Faust acknowledges the message an agent fails on and goes on with the next one; the
+    worker turns such a failure into a ``processing.error`` letter with the original bytes
+    instead of dropping the message, keeps running, and the rest still counts."""
+    settings = deployment(kafka_bootstrap, tmp_path)
+    events = generated(orders=40, seed=4)
+    n_dims = n_dimension_events(events)
+    expected = replay(events).totals()
+    t = settings.topics
+    poison = [
+        (t.customer_stage, b"cust-x", b"not a stage message"),
+        (t.order_stage, b"ord-x", b'["OrderPlaced", "truncated'),
+        (t.rep_stage, b"rep-x", b"\x00\x01\x02"),
+    ]
+    publish_events(events[:n_dims], kafka_bootstrap, t)
+    worker = launch(settings)
+    try:
+        wait_until(lambda: worker.get("/api/status")["events_in"] >= n_dims, 60, "CRM ingested")
+        producer = make_producer(kafka_bootstrap)
+        for topic, key, value in poison:
+            producer.produce(topic, key=key, value=value)
+        flush(producer)
+        publish_events(events[n_dims:], kafka_bootstrap, t)
+        wait_until(lambda: worker.totals() == expected, 120, "valid events counted as replay")
+        wait_until(lambda: worker.get("/api/status")["dead_letters"] >= len(poison), 60, "letters")
+        assert worker.proc.poll() is None, "the worker stopped"
+        letters = [s.record for s in read_letters(settings)]
+        assert sorted((r.topic, r.key, r.value) for r in letters) == sorted(poison)
+        assert {r.reason for r in letters} == {"processing.error"}
+        assert all(r.detail for r in letters)
+    finally:
+        worker.stop()
