@@ -197,11 +197,26 @@ def build_app(ws: WorkerState) -> faust.App:
         and restarts a failed agent with the next message: an exception escaping here
         would drop the message without a trace. Instead it becomes a dead letter
         (``processing.error``, with the original bytes and the exception) and the worker
-        goes on; when not even that can be delivered, the process ends at once, before
-        anything is acknowledged, and the message is read again after the restart
-        (docs/exactly-once.md)."""
+        goes on; when not even that can be delivered, or the worker is stopped halfway
+        through the message, the process ends at once, before anything is acknowledged,
+        and the message is read again after the restart (docs/exactly-once.md)."""
         try:
             await handle(event)
+        except asyncio.CancelledError:
+            # Faust cancels its agents when the worker stops, and its stream iterator
+            # acknowledges the message on the way out, half processed (some outputs sent,
+            # others not). End the process first: the message is read again next start.
+            msg = event.message
+            stopping = app.should_stop
+            log.warning(
+                "%s while processing %s[%d]@%d; exiting before it is acknowledged",
+                "stopped" if stopping else "cancelled",
+                msg.topic,
+                msg.partition,
+                msg.offset,
+            )
+            logging.shutdown()
+            os._exit(0 if stopping else EXIT_UNPROCESSED)
         except Exception as exc:
             msg = event.message
             log.exception("processing %s[%d]@%d failed", msg.topic, msg.partition, msg.offset)
