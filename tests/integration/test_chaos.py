@@ -10,11 +10,13 @@ import random
 import signal
 import time
 from dataclasses import replace
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from comstream.broker import LocalBroker
+from comstream.dlq import read_letters
 from comstream.publish import publish_events
 from comstream.replay import replay
 from tests.integration.test_pipeline import generated, n_dimension_events
@@ -26,6 +28,19 @@ pytestmark = pytest.mark.integration
 def kill(worker: RunningWorker) -> None:
     os.killpg(worker.proc.pid, signal.SIGKILL)
     worker.proc.wait(10)
+
+
+def _explain(worker: RunningWorker, expected: dict[tuple[str, str, str], Decimal]) -> None:
+    """What a failed comparison needs for a diagnosis (docs/exactly-once.md): the totals
+    that differ, the worker's counters and every dead letter."""
+    got = worker.totals()
+    for key in sorted(set(got) | set(expected)):
+        if got.get(key) != expected.get(key):
+            print(f"total {key}: ledger {got.get(key)}, replay {expected.get(key)}")
+    print("status:", worker.get("/api/status"))
+    for s in read_letters(worker.settings):
+        r = s.record
+        print(f"letter {r.topic}[{r.partition}]@{r.offset}: {r.reason}: {r.detail[:200]}")
 
 
 def test_kills_and_a_broker_restart_leave_totals_exact(
@@ -52,7 +67,11 @@ def test_kills_and_a_broker_restart_leave_totals_exact(
             if i == 2 and local_broker is not None:
                 local_broker.restart()
             worker = launch(settings)
-        wait_until(lambda: worker.totals() == expected, 240, "totals after chaos == replay")
+        try:
+            wait_until(lambda: worker.totals() == expected, 240, "totals after chaos == replay")
+        except AssertionError:
+            _explain(worker, expected)
+            raise
         status = worker.get("/api/status")
         assert status["ledger_rows"] == status["deltas_stored"]
         assert kills == len(chunks) >= 5
