@@ -138,8 +138,8 @@ def _statement(
 
         store = Store(args.dsn)
         try:
-            lines = store.statement(args.rep, args.period)
-            totals = store.statement_totals(args.rep, args.period)
+            page = store.statement_page(args.rep, args.period)  # lines and totals, one read
+            lines, totals = page.lines, page.totals
             rows = store.query("SELECT name FROM v_reps WHERE rep_id = {r:String}", {"r": args.rep})
             name = str(rows[0][0]) if rows and rows[0][0] else None
             return lines, totals, name

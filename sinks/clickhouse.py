@@ -627,9 +627,11 @@ def statement_sums(
     ``(UTC day of occurred_at, currency, sum of amount)`` by day then currency (the
     earnings curve), and ``(currency, kind) -> (sum of amount, deltas)``; without
     building the lines."""
-    at, currency, kind, amount = columns[_AT], columns[_CURRENCY], columns[_KIND], columns[_AMOUNT]
     days: dict[tuple[date, str], Decimal] = {}
     kinds: dict[tuple[str, str], tuple[Decimal, int]] = {}
+    if not rows:  # an empty result has no columns at all
+        return [], kinds
+    at, currency, kind, amount = columns[_AT], columns[_CURRENCY], columns[_KIND], columns[_AMOUNT]
     for i in rows:
         t = at[i]
         value = Decimal(amount[i])

@@ -514,10 +514,10 @@ def _register_routes(app: faust.App, ws: WorkerState, payouts: Payouts) -> None:
                 "totals": {},
             }
         )
-        exact = ws.store.statement_totals(rep_id, period)
-        state["totals"] = {c: _money(e["total"]) for c, e in exact["currencies"].items()}
+        page = ws.store.statement_page(rep_id, period)  # lines and totals, one read
+        state["totals"] = {c: _money(e["total"]) for c, e in page.totals["currencies"].items()}
         prior: dict[str, dict[str, Decimal]] = {}
-        for line in ws.store.statement(rep_id, period):
+        for line in page.lines:
             if line["origin_period"] != line["booked_period"]:
                 per = prior.setdefault(line["origin_period"], {})
                 per[line["currency"]] = per.get(line["currency"], Decimal(0)) + line["amount"]

@@ -110,7 +110,8 @@ def register_bi_views(app: faust.App, ws: WorkerState) -> None:
 
     def statement(rep_id: str, period: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         assert ws.store is not None
-        return ws.store.statement(rep_id, period), ws.store.statement_totals(rep_id, period)
+        page = ws.store.statement_page(rep_id, period)  # lines and totals, one read
+        return page.lines, page.totals
 
     def statement_page(
         rep_id: str, period: str, offset: int, limit: int | None, lang: str

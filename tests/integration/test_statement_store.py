@@ -66,5 +66,11 @@ def test_statement_lists_each_delta_once_and_sums_to_the_engine(tmp_path: Path) 
             assert entry["by_kind"][kind.value] == want
         assert store.statement("nobody", period) == []
         assert store.statement_totals("nobody", period)["currencies"] == {}
+        empty = store.statement_page("nobody", period, 0, 10)
+        assert (empty.lines, empty.line_count, empty.days) == ([], 0, [])
+        assert empty.totals == store.statement_totals("nobody", period)
+        page = store.statement_page(rep, period, 1, 2)
+        assert page.lines == lines[1:3] and page.line_count == len(lines)
+        assert page.totals == totals
     finally:
         store.close()

@@ -105,3 +105,4 @@ def test_one_row_and_no_rows() -> None:
     assert line["amount"] == Decimal("7.25")
     assert statement_rows([]) == []
     assert statement_rows([[] for _ in STATEMENT_COLUMNS]) == []
+    assert statement_sums([], []) == ([], {})  # the query returns no columns at all
