@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -41,6 +42,10 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from .supervise import SUPERVISED_ENV, supervise, worker_command
+
+    if not args.no_supervise and os.environ.get(SUPERVISED_ENV) != "1":
+        return supervise(worker_command())
     from streams.worker import run_worker
 
     logging.basicConfig(
@@ -159,8 +164,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--bootstrap", help="Kafka bootstrap servers (default: $KAFKA_BOOTSTRAP)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("worker", help="run a worker")
+    p = sub.add_parser(
+        "worker",
+        help="run a worker (in a child process, started again when it ends itself with "
+        "status 70 so that a message is read again)",
+    )
     p.add_argument("--loglevel", default="warning")
+    p.add_argument(
+        "--no-supervise",
+        action="store_true",
+        help="run the worker in this process; status 70 then needs an outside restart",
+    )
     p.set_defaults(fn=cmd_worker)
 
     p = sub.add_parser("demo", help="run the live demo")
