@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import faust
-from faust.types import EventT
+from faust.types import TP, EventT
 
 from processors import facts, payouts, serde, stages
 from processors.events import (
@@ -45,6 +46,7 @@ from schemas.errors import CodecError
 from sinks.clickhouse import Store
 
 from .audit_sink import AuditSink
+from .continuity import ContinuityGuard
 from .dimensions import Dimensions
 from .live import LedgerSignal
 from .settings import Settings
@@ -191,6 +193,24 @@ def build_app(ws: WorkerState) -> faust.App:
             for partition in range(n):
                 await stage_topics[target].send(key=b"*", value=payload, partition=partition)
 
+    def committed_offset(topic: str, partition: int) -> int | None:
+        # the consumer's copy of the committed offsets, set when partitions are assigned
+        offsets = getattr(app.consumer, "_committed_offset", {})
+        value = offsets.get(TP(topic, partition))
+        return value if isinstance(value, int) else None
+
+    continuity = ContinuityGuard(
+        s.bootstrap, s.app_id, committed_offset, lambda: app.consumer_generation_id
+    )
+
+    def exit_unread(why: str) -> None:
+        """End the process at once: nothing more is acknowledged, and the restarted worker
+        reads again from the committed offsets (the supervisor restarts on this status)."""
+        log.critical("%s; exiting (%d) so that it is read again", why, EXIT_UNPROCESSED)
+        print(f"comstream worker: {why}", file=sys.stderr, flush=True)
+        logging.shutdown()
+        os._exit(EXIT_UNPROCESSED)
+
     async def guarded(event: FaustEvent, handle: Callable[[FaustEvent], Awaitable[None]]) -> None:
         """Process one message so that an error cannot lose it. Faust acknowledges the
         message an agent is on when the agent's loop fails as well as when it moves on,
@@ -199,14 +219,19 @@ def build_app(ws: WorkerState) -> faust.App:
         (``processing.error``, with the original bytes and the exception) and the worker
         goes on; when not even that can be delivered, or the worker is stopped halfway
         through the message, the process ends at once, before anything is acknowledged,
-        and the message is read again after the restart (docs/exactly-once.md)."""
+        and the message is read again after the restart (docs/exactly-once.md). Likewise
+        when the runtime hands over a message past records it never handed over
+        (:mod:`streams.continuity`)."""
+        msg = event.message
         try:
+            skip = await continuity.check(msg.topic, msg.partition, msg.offset)
+            if skip is not None:
+                exit_unread(f"before {msg.topic}[{msg.partition}]@{msg.offset}: {skip}")
             await handle(event)
         except asyncio.CancelledError:
             # Faust cancels its agents when the worker stops, and its stream iterator
             # acknowledges the message on the way out, half processed (some outputs sent,
             # others not). End the process first: the message is read again next start.
-            msg = event.message
             stopping = app.should_stop
             log.warning(
                 "%s while processing %s[%d]@%d; exiting before it is acknowledged",
@@ -218,21 +243,13 @@ def build_app(ws: WorkerState) -> faust.App:
             logging.shutdown()
             os._exit(0 if stopping else EXIT_UNPROCESSED)
         except Exception as exc:
-            msg = event.message
             log.exception("processing %s[%d]@%d failed", msg.topic, msg.partition, msg.offset)
             ws.counters["processing_errors"] += 1
             try:
                 letter = DeadLetter("processing.error", f"{type(exc).__name__}: {exc}")
                 await asyncio.wait_for(await dead_letter(event, letter), DEAD_LETTER_TIMEOUT_S)
             except BaseException:
-                log.critical(
-                    "cannot dead-letter %s[%d]@%d either; exiting without acknowledging it",
-                    msg.topic,
-                    msg.partition,
-                    msg.offset,
-                )
-                logging.shutdown()
-                os._exit(EXIT_UNPROCESSED)
+                exit_unread(f"cannot dead-letter {msg.topic}[{msg.partition}]@{msg.offset}")
 
     async def handle_input(event: FaustEvent) -> None:
         ws.counters["events_in"] += 1

@@ -1,0 +1,183 @@
+"""Offset continuity: a message the runtime skipped is noticed before it can be lost.
+
+faust-streaming 0.15 can hand an agent a message further on in a partition than the one
+after the last it handed over (the 2026-11-27 chaos failure: in a worker with a stable
+group generation the order stage got offset 57 of a partition, then 152; offsets 58-151
+were never processed, and the consumer's offset bookkeeping counted them as a *gap*, so the
+commit moved past them as soon as 152 was acknowledged; docs/exactly-once.md). Whatever
+the cause inside the runtime, the symptom is visible from the agent: per topic-partition,
+each message should follow the previous one (or, first after an assignment, the committed
+offset).
+
+:class:`ContinuityGuard` checks that. A jump is not always a loss: a compacted topic and
+transaction markers leave offsets without records. So a jump is checked against the log
+itself with a separate plain consumer: when the skipped range holds a record, the worker
+must not go on (the caller ends the process before the message is acknowledged, and the
+restarted worker reads again from the committed offset, which the skipped messages never
+passed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+log = logging.getLogger(__name__)
+
+VERIFY_TIMEOUT_S = 15.0
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    """Records of ``topic[partition]`` in ``[first, end)`` that were not handed over."""
+
+    topic: str
+    partition: int
+    first: int
+    end: int
+    record_at: int | None  # the first record found in the range; None: could not read
+    first_since_assignment: bool = False  # ``first`` is the committed offset, not last + 1
+
+    def __str__(self) -> str:
+        found = (
+            f"a record at {self.record_at}"
+            if self.record_at is not None
+            else "the range could not be read"
+        )
+        since = "the committed offset" if self.first_since_assignment else "the last handed over"
+        return (
+            f"{self.topic}[{self.partition}]: offsets {self.first}..{self.end - 1} were "
+            f"skipped ({found}; expected from {since})"
+        )
+
+
+def first_record_between(
+    bootstrap: str, group_id: str, topic: str, partition: int, first: int | None, end: int
+) -> int | None:
+    """The offset of the first record of ``topic[partition]`` in ``[first, end)``, or -1
+    when the range holds none (compacted away, transaction markers, deleted by retention).
+    ``first`` None: from the offset group ``group_id`` has committed (the log's start when
+    it has none). None when the log could not be read within :data:`VERIFY_TIMEOUT_S`.
+    The consumer only reads: it joins no group and commits nothing."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group_id,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "enable.partition.eof": True,
+        }
+    )
+    tp = TopicPartition(topic, partition)
+    try:
+        low, high = consumer.get_watermark_offsets(tp, timeout=VERIFY_TIMEOUT_S)
+        if first is None:
+            committed = _committed(consumer, tp)
+            first = committed if committed >= 0 else low
+        start = max(first, low)
+        if start >= min(end, high):
+            return -1
+        consumer.assign([TopicPartition(topic, partition, start)])
+        deadline = time.monotonic() + VERIFY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None:
+                continue
+            if msg.error():  # the end of the log: nothing from `start` on
+                return -1
+            at = msg.offset()
+            return at if at is not None and at < end else -1
+        return None
+    except Exception:  # the caller treats "unknown" as a skip: the safe side
+        log.exception("cannot read %s[%d] before offset %d", topic, partition, end)
+        return None
+    finally:
+        consumer.close()
+
+
+def _committed(consumer: Consumer, tp: TopicPartition) -> int:
+    """The group's committed offset of ``tp`` (negative: none), retrying while the group
+    coordinator is being found or loaded."""
+    deadline = time.monotonic() + VERIFY_TIMEOUT_S
+    while True:
+        try:
+            offset: int = consumer.committed([tp], timeout=VERIFY_TIMEOUT_S)[0].offset
+            return offset
+        except KafkaException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+class ContinuityGuard:
+    """Remembers, per topic-partition, the last offset handed to an agent in the current
+    group generation. ``committed(topic, partition)`` gives the consumer's committed offset
+    (the expected first offset after an assignment; None: none committed yet, so the log's
+    start); ``generation()`` the consumer group generation."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        group_id: str,
+        committed: Callable[[str, int], int | None],
+        generation: Callable[[], int],
+    ) -> None:
+        self._bootstrap = bootstrap
+        self._group_id = group_id
+        self._committed = committed
+        self._generation = generation
+        self._last: dict[tuple[str, int], tuple[int, int]] = {}
+        self.checked = 0  # jumps verified against the log (compaction, markers, skips)
+
+    def expected(self, topic: str, partition: int) -> tuple[int, bool]:
+        """The offset that should come next in ``topic[partition]``, and whether that is
+        known here: the one after the last handed over in this generation, or, first
+        after an assignment, the committed offset the consumer started from. When the
+        consumer does not know it (0 then), the broker's copy is the one a jump is
+        checked against."""
+        generation = self._generation()
+        seen = self._last.get((topic, partition))
+        if seen is not None and seen[0] == generation:
+            return seen[1] + 1, True
+        committed = self._committed(topic, partition)
+        if committed is not None and committed >= 0:
+            return committed, True
+        return 0, False
+
+    async def check(self, topic: str, partition: int, offset: int) -> Skip | None:
+        """Record that ``offset`` is being handed over; return the :class:`Skip` when
+        records before it (after the expected offset) were not."""
+        generation = self._generation()
+        seen = self._last.get((topic, partition))
+        first_since_assignment = seen is None or seen[0] != generation
+        expected, known = self.expected(topic, partition)
+        self._last[(topic, partition)] = (generation, offset)
+        if offset <= expected:  # the next one, or a re-read after a seek back: fine
+            return None
+        self.checked += 1
+        found = await asyncio.get_running_loop().run_in_executor(
+            None,
+            first_record_between,
+            self._bootstrap,
+            self._group_id,
+            topic,
+            partition,
+            expected if known else None,
+            offset,
+        )
+        if found is not None and found < 0:
+            log.info(
+                "%s[%d]: no record before offset %d since %d (compaction, markers, "
+                "or already committed)",
+                topic,
+                partition,
+                offset,
+                expected,
+            )
+            return None
+        return Skip(topic, partition, expected, offset, found, first_since_assignment)
