@@ -38,6 +38,7 @@ def _explain(worker: RunningWorker, expected: dict[tuple[str, str, str], Decimal
         if got.get(key) != expected.get(key):
             print(f"total {key}: ledger {got.get(key)}, replay {expected.get(key)}")
     print("status:", worker.get("/api/status"))
+    print("log of the workers:", worker.log_tail(200), sep="\n")
     for s in read_letters(worker.settings):
         r = s.record
         print(f"letter {r.topic}[{r.partition}]@{r.offset}: {r.reason}: {r.detail[:200]}")

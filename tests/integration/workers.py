@@ -40,6 +40,12 @@ class RunningWorker:
     def stop(self) -> None:
         stop_process(self.proc)
 
+    def restarts(self) -> int:
+        """How often the worker ended itself to read a message again (and was started
+        again by its supervisor) so far, from its log."""
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return text.count("(a message must be read again); restarting")
+
     def log_tail(self, n: int = 60) -> str:
         lines = self.log.read_text(errors="replace").splitlines()
         return "\n".join(lines[-n:])
@@ -75,9 +81,14 @@ def launch(settings: Settings) -> RunningWorker:
 
 
 def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``check`` until it holds. A worker that does not answer (the supervisor is
+    starting it again after it ended itself to re-read a message) counts as "not yet"."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if check():
-            return
+        try:
+            if check():
+                return
+        except WorkerUnavailable:
+            pass
         time.sleep(0.5)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
