@@ -214,6 +214,11 @@ def main() -> int:
         worker.stop()
         if broker is not None:
             broker.stop()
+    restarts = sum(
+        log.read_text(errors="replace").count("(a message must be read again); restarting")
+        for log in root.rglob("worker.log")
+    )
+    print(f"worker restarts to re-read a message (skips caught, all workers): {restarts}")
     if ok:
         shutil.rmtree(root, ignore_errors=True)
     return 0 if ok else 1

@@ -118,6 +118,7 @@ def main() -> None:
             print(f"worker done in {elapsed:.1f} s", flush=True)
         finally:
             worker.stop()
+            print(f"worker restarts to re-read a message: {worker.restarts()}", flush=True)
         t = settings.topics
         admin = AdminClient({"bootstrap.servers": bootstrap})
         admin.create_topics([NewTopic(f"{t.prefix}plain.out", 4, 1)])[
