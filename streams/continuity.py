@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +88,11 @@ def first_record_between(
             msg = consumer.poll(0.5)
             if msg is None:
                 continue
-            if msg.error():  # the end of the log: nothing from `start` on
-                return -1
+            error = msg.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:  # nothing from `start` on
+                    return -1
+                continue  # transient; at the deadline "unknown" counts as a skip
             at = msg.offset()
             return at if at is not None and at < end else -1
         return None
@@ -134,29 +137,22 @@ class ContinuityGuard:
         self._last: dict[tuple[str, int], tuple[int, int]] = {}
         self.checked = 0  # jumps verified against the log (compaction, markers, skips)
 
-    def expected(self, topic: str, partition: int) -> tuple[int, bool]:
-        """The offset that should come next in ``topic[partition]``, and whether that is
-        known here: the one after the last handed over in this generation, or, first
-        after an assignment, the committed offset the consumer started from. When the
-        consumer does not know it (0 then), the broker's copy is the one a jump is
-        checked against."""
-        generation = self._generation()
-        seen = self._last.get((topic, partition))
-        if seen is not None and seen[0] == generation:
-            return seen[1] + 1, True
-        committed = self._committed(topic, partition)
-        if committed is not None and committed >= 0:
-            return committed, True
-        return 0, False
-
     async def check(self, topic: str, partition: int, offset: int) -> Skip | None:
         """Record that ``offset`` is being handed over; return the :class:`Skip` when
-        records before it (after the expected offset) were not."""
+        records before it were not. Expected is the offset after the last one handed over
+        in this generation or, first after an assignment, the committed offset the
+        consumer started from; when the consumer does not know that one, the broker's
+        copy is what a jump is checked against."""
         generation = self._generation()
         seen = self._last.get((topic, partition))
-        first_since_assignment = seen is None or seen[0] != generation
-        expected, known = self.expected(topic, partition)
         self._last[(topic, partition)] = (generation, offset)
+        first_since_assignment = seen is None or seen[0] != generation
+        if seen is not None and not first_since_assignment:
+            expected, known = seen[1] + 1, True
+        else:
+            committed = self._committed(topic, partition)
+            known = committed is not None and committed >= 0
+            expected = committed if committed is not None and known else 0
         if offset <= expected:  # the next one, or a re-read after a seek back: fine
             return None
         self.checked += 1
