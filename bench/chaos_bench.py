@@ -46,6 +46,7 @@ from comstream.broker import LocalBroker
 from comstream.dlq import distinct, read_letters
 from comstream.publish import publish_events
 from comstream.replay import replay
+from comstream.supervise import RESTART_MARK
 from processors.events import Event
 from schemas.codec import encode
 from streams.kafka import flush, make_producer
@@ -215,8 +216,7 @@ def main() -> int:
         if broker is not None:
             broker.stop()
     restarts = sum(
-        log.read_text(errors="replace").count("(a message must be read again); restarting")
-        for log in root.rglob("worker.log")
+        log.read_text(errors="replace").count(RESTART_MARK) for log in root.rglob("worker.log")
     )
     print(f"worker restarts to re-read a message (skips caught, all workers): {restarts}")
     if ok:

@@ -26,6 +26,8 @@ from types import FrameType
 
 RESTART_STATUS = 70  # streams.app.EXIT_UNPROCESSED
 SUPERVISED_ENV = "COMSTREAM_SUPERVISED"
+# in the line the supervisor writes to stderr (the worker's log) before each restart
+RESTART_MARK = "(a message must be read again); restarting"
 STABLE_AFTER_S = 60.0  # a worker that ran this long restarts after the shortest delay
 MAX_DELAY_S = 30.0
 _PR_SET_PDEATHSIG = 1
@@ -78,8 +80,8 @@ def supervise(
             in_a_row = 0 if time.monotonic() - started >= STABLE_AFTER_S else in_a_row + 1
             wait_s = delay(in_a_row)
             print(
-                f"comstream worker: the worker ended with status {status} (a message must "
-                f"be read again); restarting in {wait_s:.0f} s",
+                f"comstream worker: the worker ended with status {status} {RESTART_MARK} "
+                f"in {wait_s:.0f} s",
                 file=sys.stderr,
                 flush=True,
             )

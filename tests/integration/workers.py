@@ -14,6 +14,7 @@ from typing import Any
 
 from comstream.demo import start_worker, stop_process, wait_healthy
 from comstream.leaderboard import WorkerUnavailable, get_json
+from comstream.supervise import RESTART_MARK
 from streams.kafka import ensure_topics
 from streams.settings import Settings, Topics
 
@@ -44,7 +45,7 @@ class RunningWorker:
         """How often the worker ended itself to read a message again (and was started
         again by its supervisor) so far, from its log."""
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
-        return text.count("(a message must be read again); restarting")
+        return text.count(RESTART_MARK)
 
     def log_tail(self, n: int = 60) -> str:
         lines = self.log.read_text(errors="replace").splitlines()
