@@ -201,7 +201,9 @@ class CommissionDelta:
     revenue_base: Decimal  # credited revenue × share × change of f (tier attainment input)
     cause_event_id: str
     cause_event_type: str
-    occurred_at: datetime  # business time of the cause (placed_at, received_at, ...)
+    # business time of the cause (placed_at, received_at, ...); for a late movement's
+    # delta in a later period, the time of that period's last movement of the order
+    occurred_at: datetime
     booked_period: str
     origin_period: str
     reverses: str | None = None  # for a clawback: the commission it reverses

@@ -241,12 +241,13 @@ def _delta(
     origin: str,
     commission: Decimal,
     lines: tuple[LineTrace, ...],
+    component: str = "",
 ) -> CommissionDelta:
     order = accepted.order
     rep_id = ledger.rep.rep_id
     amount = earned - ledger.earned
     return CommissionDelta(
-        delta_id(cause.event_id, rep_id, f"{kind.value}:{order.order_id}"),
+        delta_id(cause.event_id, rep_id, component or f"{kind.value}:{order.order_id}"),
         kind,
         rep_id,
         order.order_id,
@@ -337,6 +338,133 @@ def _step(
     return ledgers if new is None else tuple(new)
 
 
+def _in_time_order(movements: tuple[Movement, ...]) -> list[Movement]:
+    """The movements in business-time order (equal times keep their arrival order)."""
+    return sorted(movements, key=_at)
+
+
+def _at(mv: Movement) -> datetime:
+    return mv.at
+
+
+def _period_ends(
+    mode: str, total: Decimal, movements: list[Movement], plan: PlanVersion
+) -> list[tuple[str, Decimal, Decimal, datetime]]:
+    """For time-ordered ``movements``: per period they fall in (in order), the earned part
+    X and fraction f after the period's last movement, and that movement's time."""
+    ends: list[tuple[str, Decimal, Decimal, datetime]] = []
+    if not movements:
+        return ends
+    paid = refunded = ZERO
+    cancelled = False
+    current = ""
+    last = movements[0].at
+    for mv in movements:
+        period = period_of(mv.at, plan.period, plan.tz)
+        if period != current and current:
+            ends.append((current, *earned_part(mode, total, paid, refunded, cancelled), last))
+        current = period
+        last = mv.at
+        if mv.event_type == PAYMENT_TYPE:
+            paid += mv.amount
+        elif mv.event_type == REFUND_TYPE:
+            refunded += mv.amount
+        else:
+            cancelled = True
+    ends.append((current, *earned_part(mode, total, paid, refunded, cancelled), last))
+    return ends
+
+
+def _restate(
+    ledgers: tuple[RepLedger, ...],
+    accepted: OrderAccepted,
+    total: Decimal,
+    before: tuple[Movement, ...],
+    late: Movement,
+    plans: PlanBook,
+    closed: Set[str],
+    out: list[OrderOutput],
+) -> tuple[RepLedger, ...]:
+    """Apply a movement that arrived after one of the order's movements with a later
+    business time (SEMANTICS.md section 4, "arrival order").
+
+    The amount an order books in period p is E(its movements up to the end of p) −
+    E(its movements before p), whatever order they arrived in. Per ledger this compares
+    those per-period amounts with and without ``late`` (both in business-time order, under
+    the ledger's current C) and emits one delta per period whose amount changes, caused by
+    ``late`` and keeping that period as its origin. The deltas sum to E_new − E_old."""
+    order = accepted.order
+    without = _in_time_order(before)
+    with_late = _in_time_order((*before, late))
+    cause = _Cause(late.event_id, late.event_type, late.at)
+    new: list[RepLedger] | None = None
+    for i, ledger in enumerate(ledgers):
+        plan = _plan_of(ledger, plans)
+        if plan is None:
+            continue
+        mode = plan.earn_on
+        ends = _period_ends(mode, total, with_late, plan)
+        ends_without = {p: (x, f) for p, x, f, _ in _period_ends(mode, total, without, plan)}
+        commission = ledger.commission
+        if commission is None:
+            if not any(f for _, _, f, _ in ends) and not any(f for _, f in ends_without.values()):
+                continue  # nothing earned in any period, with or without it
+            ledger = _with_commission(ledger, accepted, total, plan)
+            commission = ledger.commission
+            assert commission is not None
+        own = period_of(late.at, plan.period, plan.tz)
+        x_without, f_without = earned_part(mode, total, ZERO, ZERO, False)
+        before_e = before_b = ZERO
+        for period, x, f, last_at in ends:
+            if period in ends_without:
+                x_without, f_without = ends_without[period]
+            diff_e = _earned(commission, total, x, f) - _earned(
+                commission, total, x_without, f_without
+            )
+            diff_b = round_cents(x * ledger.share) - round_cents(x_without * ledger.share)
+            step_e, step_b = diff_e - before_e, diff_b - before_b
+            before_e, before_b = diff_e, diff_b
+            if not step_e and not step_b:
+                continue
+            if period == own:
+                at, component = cause, ""
+            else:
+                at = _Cause(late.event_id, late.event_type, last_at)
+                component = f"{DeltaKind.COMMISSION.value}:{order.order_id}:{period}"
+            d = _delta(
+                DeltaKind.COMMISSION,
+                ledger,
+                plan,
+                accepted,
+                at,
+                ledger.earned + step_e,
+                ledger.revenue_base + step_b,
+                f,
+                book_period(period, closed),
+                period,
+                commission,
+                ledger.lines,
+                component,
+            )
+            out.append(d)
+            ledger = RepLedger(
+                ledger.rep,
+                ledger.share,
+                ledger.plan_id,
+                ledger.plan_version,
+                commission,
+                ledger.lines,
+                d.cumulative,
+                ledger.revenue_base + step_b,
+                d.delta_id if d.amount > 0 else ledger.last_positive,
+            )
+        if ledger is not ledgers[i]:
+            if new is None:
+                new = list(ledgers)
+            new[i] = ledger
+    return ledgers if new is None else tuple(new)
+
+
 def _replay_history(
     movements: tuple[Movement, ...],
     total: Decimal,
@@ -347,7 +475,7 @@ def _replay_history(
     out: list[OrderOutput],
 ) -> tuple[RepLedger, ...]:
     """Run fresh ledgers through the order's whole history (placement, then every applied
-    movement in order), as if they had been credited from the start."""
+    movement in business-time order), as if they had been credited from the start."""
     order = accepted.order
     paid = refunded = ZERO
     cancelled = False
@@ -363,7 +491,7 @@ def _replay_history(
         closed,
         out,
     )
-    for mv in movements:
+    for mv in _in_time_order(movements):
         if mv.event_type == PAYMENT_TYPE:
             paid += mv.amount
         elif mv.event_type == REFUND_TYPE:
@@ -433,7 +561,7 @@ def _accept(
     )
     paid = refunded = ZERO
     cancelled = False
-    for mv in state.movements:
+    for mv in _in_time_order(state.movements):
         if mv.event_type == PAYMENT_TYPE:
             paid += mv.amount
         elif mv.event_type == REFUND_TYPE:
@@ -520,18 +648,23 @@ def _move(
         cancelled = True
         order = accepted.order
         out.append(OrderCancelledNotice(mv.event_id, order.order_id, order.customer_id, mv.at))
-    ledgers = _step(
-        state.ledgers,
-        accepted,
-        state.total,
-        paid,
-        refunded,
-        cancelled,
-        _Cause(mv.event_id, mv.event_type, mv.at),
-        plans,
-        closed,
-        out,
-    )
+    if any(other.at > mv.at for other in state.movements):
+        ledgers = _restate(
+            state.ledgers, accepted, state.total, state.movements, mv, plans, closed, out
+        )
+    else:
+        ledgers = _step(
+            state.ledgers,
+            accepted,
+            state.total,
+            paid,
+            refunded,
+            cancelled,
+            _Cause(mv.event_id, mv.event_type, mv.at),
+            plans,
+            closed,
+            out,
+        )
     new = OrderState(
         state.order_id,
         accepted,

@@ -182,6 +182,105 @@ case(
     {("rep-1", "2026-11"): "30.00", ("rep-1", "2026-12"): "20.00"},
 )
 
+# ----------------------------------------------------- arrival order (section 4)
+# Payments, refunds and cancellations come from other topics than the order and can arrive
+# out of business-time order. Period p books E(the order's movements up to the end of p)
+# - E(its movements before p), whatever the arrival order; a late movement emits one delta
+# per period whose amount changes.
+
+# Dec 5 payment of 400 arrives first: f = 0.4, E = 20.00 (+20.00 Dec). Then the Nov 20
+# payment of 600: November now ends at f = 0.6, E = 30.00 (+30.00 Nov); December ends at
+# E = 50.00 as before, and 50.00 - 30.00 = 20.00 is what December already has: no change.
+case(
+    "late-payment-from-an-earlier-period",
+    [
+        *setup(),
+        order("o1", L1000),
+        pay("o1", 400, "2026-12-05T10:00:00Z"),
+        pay("o1", 600, "2026-11-20T10:00:00Z"),
+    ],
+    [
+        ("C", "rep-1", "o1", "20.00", "2026-12", "2026-12"),
+        ("C", "rep-1", "o1", "30.00", "2026-11", "2026-11"),
+    ],
+    {("rep-1", "2026-11"): "30.00", ("rep-1", "2026-12"): "20.00"},
+)
+
+# The Dec 3 payment of 1000 arrives first: +50.00 Dec. The cancellation of Nov 25 arrives
+# next: in business time the order was cancelled before it was paid, so no period earns
+# anything: November stays 0, December goes from 50.00 to 0 (-50.00 Dec, a clawback).
+case(
+    "cancellation-arrives-after-a-later-payment",
+    [
+        *setup(),
+        order("o1", L1000),
+        pay("o1", 1000, "2026-12-03T10:00:00Z"),
+        cancel("o1", "2026-11-25T10:00:00Z"),
+    ],
+    [
+        ("C", "rep-1", "o1", "50.00", "2026-12", "2026-12"),
+        ("C", "rep-1", "o1", "-50.00", "2026-12", "2026-12"),
+    ],
+    {},
+)
+
+# A Dec 10 refund of 300 arrives before the Nov 20 payment of 1000 it refunds: P =
+# max(0, 0 - 300) = 0, nothing. The payment: November ends at f = 1, E = 50.00 (+50.00
+# Nov); December ends at P = 700, E = 35.00, so December books 35.00 - 50.00 = -15.00.
+case(
+    "refund-arrives-before-its-payment",
+    [
+        *setup(),
+        order("o1", L1000),
+        refund("o1", 300, "2026-12-10T10:00:00Z"),
+        pay("o1", 1000, "2026-11-20T10:00:00Z"),
+    ],
+    [
+        ("C", "rep-1", "o1", "50.00", "2026-11", "2026-11"),
+        ("C", "rep-1", "o1", "-15.00", "2026-12", "2026-12"),
+    ],
+    {("rep-1", "2026-11"): "50.00", ("rep-1", "2026-12"): "-15.00"},
+)
+
+# Booking: +50.00 Nov at placement; a Dec 10 refund of 200 arrives first: f = 0.8,
+# E = 40.00 (-10.00 Dec). The Nov 25 cancellation arrives late: November ends cancelled
+# (E = 0, was 50.00: -50.00 Nov), December ends at 0 as well (was 40.00, so December's
+# amount goes from -10.00 to 0: +10.00 Dec). Both months total 0, as in business order.
+case(
+    "cancellation-arrives-after-a-later-refund",
+    [
+        *setup(BOOKING),
+        order("o1", L1000),
+        refund("o1", 200, "2026-12-10T10:00:00Z"),
+        cancel("o1", "2026-11-25T10:00:00Z"),
+    ],
+    [
+        ("C", "rep-1", "o1", "50.00", "2026-11", "2026-11"),
+        ("C", "rep-1", "o1", "-10.00", "2026-12", "2026-12"),
+        ("C", "rep-1", "o1", "-50.00", "2026-11", "2026-11"),
+        ("C", "rep-1", "o1", "10.00", "2026-12", "2026-12"),
+    ],
+    {},
+)
+
+# As the first case, but November is closed before the Nov 20 payment arrives: its
+# +30.00 keeps November as its origin and is booked in December, the first open period.
+case(
+    "late-payment-into-a-closed-period",
+    [
+        *setup(),
+        order("o1", L1000),
+        pay("o1", 400, "2026-12-05T10:00:00Z"),
+        close("2026-11"),
+        pay("o1", 600, "2026-11-20T10:00:00Z"),
+    ],
+    [
+        ("C", "rep-1", "o1", "20.00", "2026-12", "2026-12"),
+        ("C", "rep-1", "o1", "30.00", "2026-12", "2026-11"),
+    ],
+    {("rep-1", "2026-12"): "50.00"},
+)
+
 # Duplicates change nothing: the same payment event twice, the same OrderPlaced twice and
 # the plan published twice give one delta of 500/1000 x 50 = 25.00.
 _dup_pay = pay("o1", 500, event_id="pay-dup")
