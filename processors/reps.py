@@ -40,7 +40,7 @@ from .plans import PlanBook, plan_from_event
 from .pmap import PMap
 from .tiers import accelerator
 
-__all__ = ["PeriodSums", "RepMessage", "RepState", "apply", "state_key"]
+__all__ = ["Applied", "PeriodSums", "RepMessage", "RepState", "apply", "state_key"]
 
 RepMessage = CommissionDelta | PlanPublished | RepChanged | PeriodClosed
 
@@ -61,6 +61,15 @@ class PeriodSums:
     plan_version: int
     last_positive: str | None  # the latest positive accelerator delta
     applied: PMap[str, tuple[CommissionDelta, ...]] = field(default_factory=PMap)
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """One entry of :attr:`PeriodSums.applied` stored on its own (processors.storage): an
+    id applied to the period and the accelerator deltas it emitted there."""
+
+    trigger: str
+    emitted: tuple[CommissionDelta, ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,6 +58,7 @@ _CLASSES: tuple[type[Any], ...] = (
     orders.OrderState,
     reps.PeriodSums,
     reps.RepState,
+    reps.Applied,
     # BI facts (processors.facts)
     facts.FactLine,
     facts.FactCredit,

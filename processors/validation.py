@@ -8,6 +8,7 @@ Reasons (``invalid.*``):
 ``unknown_type``           not one of the eight event types
 ``malformed``              a field of the wrong shape (e.g. a line that is not a line)
 ``missing_id``             an empty event_id, order_id, customer_id, rep_id, line_id...
+``id_characters``          an id holding a control character (U+0000-U+001F, U+007F)
 ``naive_datetime``         a timestamp without a time zone
 ``amount_type``            a money, quantity, fraction or share that is not a Decimal
 ``amount_non_finite``      NaN or infinity
@@ -78,6 +79,9 @@ class _Invalid(Exception):
 def _id(value: Any, name: str) -> None:
     if type(value) is not str or not value or value.isspace():
         raise _Invalid("invalid.missing_id", f"{name} is empty or not a string: {value!r}")
+    if not value.isprintable() and any(c < " " or c == "\x7f" for c in value):
+        # the worker's stores join ids with a control character (processors.storage)
+        raise _Invalid("invalid.id_characters", f"{name} holds a control character: {value!r}")
 
 
 def _aware(value: Any, name: str) -> None:

@@ -31,7 +31,7 @@ from typing import Any
 import faust
 from faust.types import TP, EventT
 
-from processors import facts, payouts, serde, stages
+from processors import facts, payouts, serde, stages, storage
 from processors.events import (
     CommissionDelta,
     CustomerChanged,
@@ -131,6 +131,10 @@ def build_app(ws: WorkerState) -> faust.App:
     customers = app.Table("customers", **table_opts)
     orders = app.Table("orders", **table_opts)
     rep_periods = app.Table("rep-periods", **table_opts)
+    split_stores: dict[int, Callable[..., tuple[Any, list[Any]]]] = {
+        id(customers): storage.apply_customer,
+        id(rep_periods): storage.apply_rep,
+    }
 
     stage_topics = {
         stages.CUSTOMER_STAGE: customer_topic,
@@ -288,20 +292,32 @@ def build_app(ws: WorkerState) -> faust.App:
     def state_keys(event: FaustEvent, message: Any, table: Any) -> list[bytes]:
         """The table keys a message applies to: a broadcast, every state of the
         event's partition; a rep-stage delta, the state of its (rep, period, currency);
-        a rep's CRM change, every state of that rep; anything else, the message key."""
+        a rep's CRM change, every state of that rep; anything else, the message key.
+        (Entry keys of split states, :mod:`processors.storage`, are not states.)"""
         partition = event.message.partition
         key: bytes = event.key or b""
         if isinstance(message, stages.BROADCAST_TYPES):
             owner = message_key if table is rep_periods else (lambda k: k)
-            return [k for k in list(table.keys()) if stages.partition_of(owner(k), n) == partition]
+            return [
+                k
+                for k in list(table.keys())
+                if storage.ENTRY_MARK not in k and stages.partition_of(owner(k), n) == partition
+            ]
         if table is rep_periods:
             if isinstance(message, CommissionDelta):
                 rep_key = stages.rep_period_key(
                     message.rep_id, message.booked_period, message.currency
                 )
                 return [rep_key.encode()]
-            return [k for k in list(table.keys()) if message_key(k) == key]
+            mark = storage.ENTRY_MARK
+            return [k for k in list(table.keys()) if mark not in k and message_key(k) == key]
         return [key]
+
+    def table_put(table: Any) -> Callable[[bytes, bytes], None]:
+        def put(key: bytes, value: bytes) -> None:
+            table[key] = value
+
+        return put
 
     async def run_stage(
         event: FaustEvent,
@@ -309,12 +325,18 @@ def build_app(ws: WorkerState) -> faust.App:
         apply: Callable[[Any, Any], tuple[Any, list[Any]]],
     ) -> list[Any]:
         """Apply the event's message to each state it concerns (:func:`state_keys`);
-        persist changed states; return the outputs."""
+        persist changed states; return the outputs. Customer and rep-period states are
+        stored as a head and entries (:mod:`processors.storage`); order states whole."""
         message = serde.loads(event.message.value or b"")
         if isinstance(message, stages.BROADCAST_TYPES):
             ws.dims.apply_event(message)  # the dimension thread may not have it yet
         produced: list[Any] = []
+        split = split_stores.get(id(table))
         for key in state_keys(event, message, table):
+            if split is not None:
+                _, outputs = split(table.get, table_put(table), key, message, apply)
+                produced.extend(outputs)
+                continue
             raw = table.get(key)
             state = None if raw is None else serde.loads(raw)
             new_state, outputs = apply(state, message)

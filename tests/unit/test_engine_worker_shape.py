@@ -5,7 +5,9 @@ Engine; and the validation of arbitrary garbage never raises."""
 
 from __future__ import annotations
 
+import random
 from collections import deque
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -14,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processors import serde, stages
+from processors import serde, stages, storage
 from processors.engine import Engine
 from processors.events import (
     EVENT_TYPES,
@@ -26,18 +28,32 @@ from processors.events import (
     RepChanged,
 )
 from processors.plans import PlanBook, plan_from_event
+from processors.pmap import PMap
 from processors.validation import validate_event
 
 from .test_properties import worlds
 from .test_scenarios_kit import close, customer, line, order, pay, plan_doc, publish, refund, rep
 
 
+class Crash(Exception):
+    """A table write that did not happen: the process died."""
+
+
 class WorkerShape:
     """A single-process imitation of streams/app.py: topics are FIFO queues, tables hold
     bytes, dimensions are updated at ingest."""
 
-    def __init__(self, rep_table_per_period: bool = False) -> None:
+    def __init__(
+        self, rep_table_per_period: bool = False, split: bool = False, crash_seed: int | None = None
+    ) -> None:
+        """``split``: store customer and rep-period states as head and entries, as the
+        worker does (processors.storage; needs ``rep_table_per_period``). ``crash_seed``:
+        let table writes fail at random (a crash: the writes made so far are kept, the
+        outputs are lost) and deliver the message again, as after a restart."""
         self.per_period = rep_table_per_period
+        self.split = split
+        self.crashes = 0
+        self._rng = None if crash_seed is None else random.Random(crash_seed)
         self.tables: dict[str, dict[str, bytes]] = {
             stages.CUSTOMER_STAGE: {},
             stages.ORDER_STAGE: {},
@@ -79,6 +95,49 @@ class WorkerShape:
             return stages.order_apply(state, message, self.plans, self.closed)
         return stages.rep_apply(state, message, self.plans, self.reps, self.closed)
 
+    def put(self, table: dict[str, bytes], key: str, value: bytes) -> None:
+        if self._rng is not None and self._rng.random() < 0.05:
+            raise Crash
+        table[key] = value
+
+    def handle(self, target: str, key: str | None, message: Any) -> list[Any]:
+        table = self.tables[target]
+        states = [k for k in table if storage.ENTRY_MARK.decode() not in k]
+        keys = states if key is None else [key]
+        if target == stages.REP_STAGE and self.per_period and key is not None:
+            if isinstance(message, CommissionDelta):
+                keys = [stages.rep_period_key(key, message.booked_period, message.currency)]
+            else:  # RepChanged: every state of the rep
+                keys = [k for k in states if k.startswith(f"{key}|")]
+            for k in keys:
+                assert k.startswith(f"{key}|")
+        split = None
+        if self.split and target == stages.CUSTOMER_STAGE:
+            split = storage.apply_customer
+        elif self.split and target == stages.REP_STAGE:
+            assert self.per_period
+            split = storage.apply_rep
+        outputs: list[Any] = []
+        for k in keys:
+            if split is not None:
+                _, outs = split(
+                    lambda b: table.get(b.decode()),
+                    lambda b, v: self.put(table, b.decode(), v),
+                    k.encode(),
+                    message,
+                    lambda s, m: self.apply(target, s, m),
+                )
+                outputs += outs
+                continue
+            state = None if k not in table else serde.loads(table[k])
+            if state is not None and target == stages.REP_STAGE and self.per_period:
+                assert len(state.periods) == 1
+            new_state, outs = self.apply(target, state, message)
+            if new_state is not None and new_state != state:
+                self.put(table, k, serde.dumps(new_state))
+            outputs += outs
+        return outputs
+
     def drain(self) -> None:
         while any(self.topics.values()):
             for target, queue in self.topics.items():
@@ -86,24 +145,12 @@ class WorkerShape:
                     continue
                 key, raw = queue.popleft()
                 message = serde.loads(raw)
-                table = self.tables[target]
-                keys = list(table) if key is None else [key]
-                if target == stages.REP_STAGE and self.per_period and key is not None:
-                    if isinstance(message, CommissionDelta):
-                        keys = [stages.rep_period_key(key, message.booked_period, message.currency)]
-                    else:  # RepChanged: every state of the rep
-                        keys = [k for k in table if k.startswith(f"{key}|")]
-                    for k in keys:
-                        assert k.startswith(f"{key}|")
-                outputs: list[Any] = []
-                for k in keys:
-                    state = None if k not in table else serde.loads(table[k])
-                    if state is not None and target == stages.REP_STAGE and self.per_period:
-                        assert len(state.periods) == 1
-                    new_state, outs = self.apply(target, state, message)
-                    if new_state is not None and new_state != state:
-                        table[k] = serde.dumps(new_state)
-                    outputs += outs
+                while True:
+                    try:
+                        outputs = self.handle(target, key, message)
+                        break
+                    except Crash:
+                        self.crashes += 1  # the same message again, on what was written
                 if target == stages.REP_STAGE and isinstance(message, CommissionDelta):
                     self.deltas.append(message)
                 for out in outputs:
@@ -136,37 +183,39 @@ TIERS = {
 }
 
 
+RICH_STORY: list[Event] = [
+    publish(plan_doc(tiers=TIERS, caps={"per_order": "100"})),
+    rep("rep-1", "team-a", "EMEA"),
+    rep("rep-2", "team-b", "EMEA"),
+    customer("cust-1", owner="rep-1", tier="A"),
+    pay("o2", 300, "2026-11-11T00:00:00Z"),  # before its order
+    order("o1", [line("l1", 10, 100)]),
+    order("o2", [line("l1", 5, 100)], credits=[("rep-1", "0.5"), ("rep-2", "0.5")]),
+    order("o3", [line("l1", 2, 100)], customer_id="cust-x", rep_id=None),
+    pay("o1", 600),
+    pay("o3", 200),
+    customer("cust-x", owner="rep-2", at="2026-11-16T00:00:00Z"),
+    refund("o1", 100),
+    close("2026-11"),
+    publish(
+        plan_doc(
+            version=2,
+            effective_from="2026-11-01",
+            tiers=TIERS,
+            rules=[{"id": "r", "base": "revenue", "rate": "0.08"}],
+        ),
+        at="2026-12-02T00:00:00Z",
+    ),
+    rep("rep-2", "team-c", "APAC", at="2026-12-03T00:00:00Z"),
+    pay("o1", 500, "2026-12-05T00:00:00Z"),
+]
+
+
 @pytest.mark.parametrize("per_period", [False, True], ids=["rep-table-by-rep", "by-period"])
 def test_worker_shape_matches_engine_on_a_rich_story(per_period: bool) -> None:
-    events: list[Event] = [
-        publish(plan_doc(tiers=TIERS, caps={"per_order": "100"})),
-        rep("rep-1", "team-a", "EMEA"),
-        rep("rep-2", "team-b", "EMEA"),
-        customer("cust-1", owner="rep-1", tier="A"),
-        pay("o2", 300, "2026-11-11T00:00:00Z"),  # before its order
-        order("o1", [line("l1", 10, 100)]),
-        order("o2", [line("l1", 5, 100)], credits=[("rep-1", "0.5"), ("rep-2", "0.5")]),
-        order("o3", [line("l1", 2, 100)], customer_id="cust-x", rep_id=None),
-        pay("o1", 600),
-        pay("o3", 200),
-        customer("cust-x", owner="rep-2", at="2026-11-16T00:00:00Z"),
-        refund("o1", 100),
-        close("2026-11"),
-        publish(
-            plan_doc(
-                version=2,
-                effective_from="2026-11-01",
-                tiers=TIERS,
-                rules=[{"id": "r", "base": "revenue", "rate": "0.08"}],
-            ),
-            at="2026-12-02T00:00:00Z",
-        ),
-        rep("rep-2", "team-c", "APAC", at="2026-12-03T00:00:00Z"),
-        pay("o1", 500, "2026-12-05T00:00:00Z"),
-    ]
     shape = WorkerShape(rep_table_per_period=per_period)
     engine = Engine()
-    for e in events:
+    for e in RICH_STORY:
         shape.ingest(e)
         engine.process(e)
     assert not shape.letters and not engine.dead_letters
@@ -174,6 +223,75 @@ def test_worker_shape_matches_engine_on_a_rich_story(per_period: bool) -> None:
     assert totals(shape.deltas) == totals(list(engine.deltas))
     kinds = {d.kind.value for d in engine.deltas}
     assert kinds == {"commission", "adjustment", "accelerator"}
+
+
+@settings(max_examples=100, deadline=None)
+@given(worlds(max_orders=6), st.none() | st.integers(0, 2**32))
+def test_split_storage_matches_engine_even_when_writes_stop_halfway(
+    world: Any, crash_seed: int | None
+) -> None:
+    """Customer and rep-period states stored as head and entries (the worker's layout),
+    with the process dying between any two table writes and the message delivered again:
+    the same deltas as the in-memory engine, and every head holds at most one message's
+    entries."""
+    shape = WorkerShape(rep_table_per_period=True, split=True, crash_seed=crash_seed)
+    engine = Engine()
+    for e in world.events():
+        shape.ingest(e)
+        engine.process(e)
+    assert by_id(shape.deltas) == by_id(list(engine.deltas))
+    assert totals(shape.deltas) == totals(list(engine.deltas))
+    assert_same_states(shape, engine)
+
+
+def assert_same_states(shape: WorkerShape, engine: Engine) -> None:
+    """Every split customer and rep-period state, its head joined with its entries (the
+    head's journal first), equals the engine's whole state; a rep-period journal holds
+    one id at most (the last message's)."""
+    mark = storage.ENTRY_MARK.decode()
+    for target in (stages.CUSTOMER_STAGE, stages.REP_STAGE):
+        table = shape.tables[target]
+        for k, raw in table.items():
+            if mark in k:
+                continue
+            head = serde.loads(raw)
+            entries = {
+                ek.split(mark, 1)[1]: serde.loads(ev)
+                for ek, ev in table.items()
+                if ek.startswith(k + mark)
+            }
+            if target == stages.CUSTOMER_STAGE:
+                whole = replace(head, orders=PMap({**entries, **dict(head.orders.items())}))
+                assert whole == engine.customer_state(k), k
+            else:
+                sums = head.periods[0]
+                assert len(sums.applied) <= 1, (k, len(sums.applied))
+                applied = {t: e.emitted for t, e in entries.items()} | dict(sums.applied.items())
+                rep_state = engine.rep_state(head.rep_id)
+                assert rep_state is not None
+                same = [
+                    p
+                    for p in rep_state.periods
+                    if (p.period, p.currency) == (sums.period, sums.currency)
+                ]
+                assert same == [replace(sums, applied=PMap(applied))], k
+
+
+def test_split_storage_on_a_rich_story_with_crashes() -> None:
+    """The rich story (uncredited orders credited later, plan change, rep change) with
+    writes failing at random: the same deltas as the engine, and crashes did happen."""
+    crashes = 0
+    for seed in range(20):
+        shape = WorkerShape(rep_table_per_period=True, split=True, crash_seed=seed)
+        engine = Engine()
+        for e in RICH_STORY:
+            shape.ingest(e)
+            engine.process(e)
+        assert not shape.letters and not engine.dead_letters
+        assert by_id(shape.deltas) == by_id(list(engine.deltas)), seed
+        assert_same_states(shape, engine)
+        crashes += shape.crashes
+    assert crashes > 20
 
 
 @settings(max_examples=60, deadline=None)

@@ -224,14 +224,17 @@ def expected_earned(world: World, seq: list[Event]) -> dict[str, Decimal]:
         cancelled = any(type(e).__name__ == "OrderCancelled" for e in seq)
         net = max(Decimal(0), paid - refunded)
         mode = doc["earn_on"]
+        # the earned part X of T, so that E = C x X / T takes one division: with f = X / T
+        # first, a product landing exactly on half a cent (5.665) could come out as
+        # 5.66499... and round the wrong way
         if cancelled:
-            f = Decimal(0)
+            part = Decimal(0)
         elif mode == "booking":
-            f = max(Decimal(0), 1 - refunded / total)
+            part = max(Decimal(0), total - refunded)
         elif mode == "payment":
-            f = min(Decimal(1), net / total)
+            part = min(total, net)
         else:
-            f = Decimal(1) if net >= total else Decimal(0)
+            part = total if net >= total else Decimal(0)
         if placed.credits:
             shares = {c.rep_id: c.share for c in placed.credits}
         else:
@@ -246,7 +249,7 @@ def expected_earned(world: World, seq: list[Event]) -> dict[str, Decimal]:
             c = revenue * rate * share
             if cap is not None and c > cap:
                 c = cap
-            out[rep_id] = (c * f).quantize(CENT, ROUND_HALF_UP)
+            out[rep_id] = (c * part / total).quantize(CENT, ROUND_HALF_UP)
     return out
 
 

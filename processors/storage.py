@@ -1,0 +1,222 @@
+"""How a keyed store holds the two stage states that grow with history: as a small *head*
+plus one *entry* per item, so that a message reads and writes a few hundred bytes instead
+of the customer's or the period's whole history.
+
+- A customer stage state remembers every order of the customer (:class:`CustomerOrder`,
+  for re-emitting the same :class:`OrderAccepted` and for crediting it later). A message
+  reads the orders it names: ``OrderPlaced`` and ``OrderCancelledNotice`` their own, a
+  ``CustomerChanged`` the uncredited orders it credits (or, applied again, those it
+  credited then).
+- A rep-period state remembers every delta and event id applied to the period, with the
+  accelerator deltas it emitted (for idempotency). A message reads its own id's entry.
+
+Stored whole, both were rewritten on every message: for a customer with hundreds of
+orders that is tens of kilobytes per order (bench/RESULTS.md). The stage functions are
+unchanged: the store joins the head with the entries a message needs into a state that
+holds only those, applies the stage, and splits the result. This is exact because the
+stages read nothing else of those maps, and write only entries they read or add
+(``tests/unit/test_engine_worker_shape.py`` runs generated worlds both ways, crashing
+between writes). The in-memory :class:`processors.engine.Engine` keeps whole states.
+
+**Crash safety.** The head and the entries live in one table, so their writes go to one
+changelog partition, in order, and a crash keeps a prefix of them. The head's own map
+(``CustomerState.orders``, ``PeriodSums.applied``) is a *journal*: the entries the last
+message changed. A message that changes the state writes the journal it read out to the
+entry keys first, then the head with the new journal; the new entries are written out by
+the next message. Whatever prefix survives, the head and the entries (the journal
+first) describe the state after one whole message: never an entry ahead of its head,
+never a head whose entries are lost. A head stored whole before this layout is a head
+with a big journal: the next change moves it out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import Any
+
+from . import serde
+from .customers import CustomerMessage, CustomerOrder, CustomerState
+from .events import CommissionDelta, CustomerChanged, OrderPlaced, PlanPublished, RepChanged
+from .messages import OrderCancelledNotice
+from .pmap import PMap
+from .reps import Applied, RepMessage, RepState
+
+__all__ = [
+    "ENTRY_MARK",
+    "apply_customer",
+    "apply_rep",
+    "customer_join",
+    "customer_needs",
+    "customer_split",
+    "entry_key",
+    "rep_join",
+    "rep_needs",
+    "rep_split",
+]
+
+_NO_ORDERS: PMap[str, CustomerOrder] = PMap()
+_NOTHING_APPLIED: PMap[str, tuple[CommissionDelta, ...]] = PMap()
+
+
+def customer_needs(head: CustomerState | None, message: CustomerMessage) -> tuple[str, ...]:
+    """The order ids whose entries the customer stage reads to apply ``message``, less
+    those in the head's journal."""
+    if head is None:
+        return ()
+    wanted: tuple[str, ...] = ()
+    if isinstance(message, OrderPlaced | OrderCancelledNotice):
+        wanted = (message.order_id,)
+    elif isinstance(message, CustomerChanged):
+        for event_id, order_ids in head.changes:
+            if event_id == message.event_id:
+                wanted = order_ids
+                break
+        else:
+            wanted = head.uncredited if message.owner_rep_id else ()
+    return tuple(oid for oid in wanted if oid not in head.orders)
+
+
+def customer_join(
+    head: CustomerState | None, loaded: Mapping[str, CustomerOrder]
+) -> CustomerState | None:
+    """The state the customer stage applies a message to: ``head`` with the entries
+    ``loaded`` from the store (its journal takes precedence)."""
+    if head is None or not loaded:
+        return head
+    orders = head.orders
+    for order_id, rec in loaded.items():
+        if order_id not in orders:
+            orders = orders.set(order_id, rec)
+    return replace(head, orders=orders)
+
+
+def customer_split(
+    new: CustomerState, head: CustomerState | None, loaded: Mapping[str, CustomerOrder]
+) -> tuple[dict[str, CustomerOrder], CustomerState]:
+    """For a changed state ``new``: the entries to write out first (the old head's
+    journal), then the head to write (its journal: the entries this message changed)."""
+    journal = _NO_ORDERS if head is None else head.orders
+    changed = _NO_ORDERS
+    for order_id, rec in new.orders.items():
+        before = journal.get(order_id)
+        if before is None:
+            before = loaded.get(order_id)
+        if rec is not before:
+            changed = changed.set(order_id, rec)
+    return dict(journal.items()), replace(new, orders=changed)
+
+
+def rep_needs(head: RepState | None, message: RepMessage) -> str | None:
+    """The id whose entry the rep-period stage reads to apply ``message`` (None: none, or
+    it is in the head's journal)."""
+    if head is None or len(head.periods) != 1:
+        return None
+    if isinstance(message, CommissionDelta):
+        wanted = message.delta_id
+    elif isinstance(message, PlanPublished | RepChanged):
+        wanted = message.event_id
+    else:
+        return None
+    return None if wanted in head.periods[0].applied else wanted
+
+
+def rep_join(head: RepState | None, loaded: Mapping[str, Applied]) -> RepState | None:
+    """The state the rep-period stage applies a message to: ``head`` (one period) with
+    the entries ``loaded`` from the store."""
+    if head is None or not loaded:
+        return head
+    if len(head.periods) != 1:
+        raise ValueError("a stored rep-period head holds exactly one period")
+    sums = head.periods[0]
+    applied = sums.applied
+    for trigger, entry in loaded.items():
+        if trigger not in applied:
+            applied = applied.set(trigger, entry.emitted)
+    return RepState(head.rep_id, (replace(sums, applied=applied),))
+
+
+def rep_split(
+    new: RepState, head: RepState | None, loaded: Mapping[str, Applied]
+) -> tuple[list[Applied], RepState]:
+    """For a changed state ``new`` (one period): the entries to write out first (the old
+    head's journal), then the head to write (its journal: the ids this message added; an
+    id is added once and never changed)."""
+    if len(new.periods) != 1:
+        raise ValueError("a stored rep-period state holds exactly one period")
+    journal = _NOTHING_APPLIED if head is None or not head.periods else head.periods[0].applied
+    sums = new.periods[0]
+    added = _NOTHING_APPLIED
+    for trigger, emitted in sums.applied.items():
+        if trigger not in journal and trigger not in loaded:
+            added = added.set(trigger, emitted)
+    out = [Applied(trigger, emitted) for trigger, emitted in journal.items()]
+    return out, RepState(new.rep_id, (replace(sums, applied=added),))
+
+
+Get = Callable[[bytes], bytes | None]
+Put = Callable[[bytes, bytes], None]
+
+
+ENTRY_MARK = b"\x1f"
+"""Separates a state's key from an item id in an entry key; state keys never hold it (ids
+hold no control characters: :mod:`processors.validation`)."""
+
+
+def entry_key(key: bytes, item: str) -> bytes:
+    """The store key of item ``item`` of the state stored under ``key``."""
+    return key + ENTRY_MARK + item.encode()
+
+
+def apply_customer(
+    get: Get,
+    put: Put,
+    key: bytes,
+    message: CustomerMessage,
+    apply: Callable[[CustomerState | None, Any], tuple[CustomerState | None, list[Any]]],
+) -> tuple[CustomerState | None, list[Any]]:
+    """Apply ``message`` to the customer state stored under ``key`` (a head and its order
+    entries, read with ``get`` and written with ``put``); return the state the stage
+    returned (holding only the entries read) and its outputs."""
+    raw = get(key)
+    head: CustomerState | None = None if raw is None else serde.loads(raw)
+    loaded: dict[str, CustomerOrder] = {}
+    for order_id in customer_needs(head, message):
+        raw = get(entry_key(key, order_id))
+        if raw is not None:
+            loaded[order_id] = serde.loads(raw)
+    state = customer_join(head, loaded)
+    new, outputs = apply(state, message)
+    if new is not state and new is not None:
+        flush, new_head = customer_split(new, head, loaded)
+        for order_id, rec in flush.items():
+            put(entry_key(key, order_id), serde.dumps(rec))
+        put(key, serde.dumps(new_head))
+    return new, outputs
+
+
+def apply_rep(
+    get: Get,
+    put: Put,
+    key: bytes,
+    message: RepMessage,
+    apply: Callable[[RepState | None, Any], tuple[RepState | None, list[Any]]],
+) -> tuple[RepState | None, list[Any]]:
+    """Apply ``message`` to the rep-period state (one period) stored under ``key`` (a
+    head and its applied-id entries); as :func:`apply_customer`."""
+    raw = get(key)
+    head: RepState | None = None if raw is None else serde.loads(raw)
+    loaded: dict[str, Applied] = {}
+    wanted = rep_needs(head, message)
+    if wanted is not None:
+        raw = get(entry_key(key, wanted))
+        if raw is not None:
+            loaded[wanted] = serde.loads(raw)
+    state = rep_join(head, loaded)
+    new, outputs = apply(state, message)
+    if new is not state and new is not None:
+        flush, new_head = rep_split(new, head, loaded)
+        for entry in flush:
+            put(entry_key(key, entry.trigger), serde.dumps(entry))
+        put(key, serde.dumps(new_head))
+    return new, outputs
