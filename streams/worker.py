@@ -56,6 +56,10 @@ def run_worker(settings: Settings, loglevel: str = "WARNING") -> None:
         ws.audit_sink = AuditSink(settings, AuditStore(store))
         ws.audit_sink.start()
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    # Faust's terminal spinner, when kept (log level WARNING or above), sets the root
+    # logger to DEBUG so that it can spin on every record: each message sent then formats
+    # a debug record for nothing (bench/RESULTS.md). The worker runs without a terminal.
+    worker.spinner = None
     try:
         worker.execute_from_commandline()
     finally:
