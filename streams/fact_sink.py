@@ -58,7 +58,7 @@ class FactSink(threading.Thread):
             }
         )
         consumer.subscribe([self.topic])
-        linger = self.settings.sink_linger_ms / 1000
+        linger = self.settings.fact_linger_ms / 1000
         try:
             while not self._stop_event.is_set():
                 msgs = consumer.consume(self.settings.sink_batch, timeout=linger)

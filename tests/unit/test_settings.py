@@ -21,9 +21,11 @@ def test_environment_overrides() -> None:
             "COMSTREAM_CLICKHOUSE_DSN": "http://ch:8123",
             "COMSTREAM_PARTITIONS": "8",
             "COMSTREAM_TOPIC_PREFIX": "test.",
+            "COMSTREAM_FACT_LINGER_MS": "2500",
         }
     )
     assert (s.bootstrap, s.clickhouse_dsn, s.partitions) == ("10.0.0.1:9092", "http://ch:8123", 8)
+    assert (s.sink_linger_ms, s.fact_linger_ms) == (200, 2500)
     assert s.topics.payments == "test.payments"
 
 
@@ -33,6 +35,7 @@ def test_environment_overrides() -> None:
         ({"COMSTREAM_PARTITIONS": "four"}, "COMSTREAM_PARTITIONS"),
         ({"COMSTREAM_PARTITIONS": "0"}, "COMSTREAM_PARTITIONS"),
         ({"COMSTREAM_WEB_PORT": "70000"}, "COMSTREAM_WEB_PORT"),
+        ({"COMSTREAM_FACT_LINGER_MS": "0"}, "COMSTREAM_FACT_LINGER_MS"),
         ({"COMSTREAM_CLICKHOUSE_DSN": "mysql://x"}, "COMSTREAM_CLICKHOUSE_DSN"),
         ({"KAFKA_BOOTSTRAP": "nohost"}, "KAFKA_BOOTSTRAP"),
     ],
