@@ -56,7 +56,6 @@ from .users import Users
 log = logging.getLogger(__name__)
 
 FaustEvent = EventT[bytes]
-CRM_TAG = b'["' + CustomerChanged.__name__.encode() + b'"'
 
 # The exit status of a worker that could neither process a message nor dead-letter it.
 EXIT_UNPROCESSED = 70
@@ -185,10 +184,6 @@ def build_app(ws: WorkerState) -> faust.App:
             key = "r:" + fact.rep_id
         await facts_topic.send(key=key.encode(), value=serde.dumps(fact))
         ws.counters["facts_out"] += 1
-
-    def stored_state(table: Any, event: FaustEvent) -> Any:
-        raw = table.get(event.key or b"")
-        return None if raw is None else serde.loads(raw)
 
     async def broadcast(event: Event) -> None:
         """Send ``event`` to every partition of the stages that apply it to all states."""
@@ -323,18 +318,20 @@ def build_app(ws: WorkerState) -> faust.App:
         event: FaustEvent,
         table: Any,
         apply: Callable[[Any, Any], tuple[Any, list[Any]]],
-    ) -> list[Any]:
+    ) -> tuple[Any, list[Any], dict[bytes, Any]]:
         """Apply the event's message to each state it concerns (:func:`state_keys`);
-        persist changed states; return the outputs. Customer and rep-period states are
-        stored as a head and entries (:mod:`processors.storage`); order states whole."""
+        persist changed states; return the message, the outputs and each key's state
+        after it. Customer and rep-period states are stored as a head and entries
+        (:mod:`processors.storage`); order states whole."""
         message = serde.loads(event.message.value or b"")
         if isinstance(message, stages.BROADCAST_TYPES):
             ws.dims.apply_event(message)  # the dimension thread may not have it yet
         produced: list[Any] = []
+        states: dict[bytes, Any] = {}
         split = split_stores.get(id(table))
         for key in state_keys(event, message, table):
             if split is not None:
-                _, outputs = split(table.get, table_put(table), key, message, apply)
+                states[key], outputs = split(table.get, table_put(table), key, message, apply)
                 produced.extend(outputs)
                 continue
             raw = table.get(key)
@@ -342,37 +339,36 @@ def build_app(ws: WorkerState) -> faust.App:
             new_state, outputs = apply(state, message)
             if new_state is not state and new_state is not None:
                 table[key] = serde.dumps(new_state)
+            states[key] = new_state
             produced.extend(outputs)
-        return produced
+        return message, produced, states
 
     async def handle_customer(event: FaustEvent) -> None:
-        outputs = await run_stage(
+        message, outputs, states = await run_stage(
             event, customers, lambda s, m: stages.customer_apply(s, m, ws.dims.reps)
         )
         await send_outputs(event, outputs)
-        # serde writes a record as ["TypeName", ...]: a CRM change, without decoding
-        if (event.message.value or b"").startswith(CRM_TAG):
-            await send_fact(facts.customer_fact(stored_state(customers, event)))
+        if isinstance(message, CustomerChanged):
+            await send_fact(facts.customer_fact(states.get(event.key or b"")))
 
     async def handle_order(event: FaustEvent) -> None:
-        outputs = await run_stage(
+        _, outputs, states = await run_stage(
             event,
             orders,
             lambda s, m: stages.order_apply(s, m, ws.dims.plans, ws.dims.closed_periods),
         )
         await send_outputs(event, outputs)
         if event.key != b"*":  # a broadcast (plan, closure) changes no order fact
-            await send_fact(facts.order_fact(stored_state(orders, event)))
+            await send_fact(facts.order_fact(states.get(event.key or b"")))
 
     async def handle_rep(event: FaustEvent) -> None:
-        outputs = await run_stage(
+        message, outputs, _ = await run_stage(
             event,
             rep_periods,
             lambda s, m: stages.rep_apply(
                 s, m, ws.dims.plans, ws.dims.reps, ws.dims.closed_periods
             ),
         )
-        message = serde.loads(event.message.value or b"")
         if isinstance(message, RepChanged):
             await send_fact(facts.rep_fact(message))
         passed = [message] if isinstance(message, CommissionDelta) else []
