@@ -126,3 +126,52 @@ def test_publish_produces_good_lines_and_names_the_bad_one(
     for topic in settings.topics.upstream:
         seen += [decode_event(m.value) for m in read_whole(kafka_bootstrap, topic) if m.value]
     assert sorted(e.event_id for e in seen) == sorted(e.event_id for e in events)
+
+
+def test_periods_follow_business_time_whatever_the_arrival_order(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """Orders first, then their payments, refunds and cancellations in reverse business
+    time, so that nearly every movement reaches the worker after a later one of the same
+    order (SEMANTICS.md section 4 as refined in docs/semantics-decisions.md): every
+    rep-period total equals the batch replay of the events in business-time order."""
+    stream = DemoStream(seed=13, reps=12, customers=80)
+    flow = list(stream.events(simulated_clock(START, timedelta(hours=4)), orders=250))
+    crm = [e for e in flow if isinstance(e, CustomerChanged)]
+    dims: list[Event] = [plan_event(SIMPLE, START - timedelta(days=1))]
+    dims += [*stream.dimensions(START), *crm]
+    placed = [e for e in flow if type(e).__name__ == "OrderPlaced"]
+    moves = [e for e in flow if type(e).__name__ in MOVEMENTS]
+    in_time = [*dims, *placed, *moves]
+    arrival = [*dims, *placed, *reversed(moves)]
+    expected = {k: v for k, v in replay(in_time).totals().items() if v != 0}
+    assert len({p for (_, p, _) in expected}) >= 3  # several periods
+    late = replay(arrival)
+    assert {k: v for k, v in late.totals().items() if v != 0} == expected  # the batch path
+    assert len(late.deltas) > len(replay(in_time).deltas)  # late movements restated periods
+
+    settings = deployment(kafka_bootstrap, tmp_path)
+    publish_events(dims, kafka_bootstrap, settings.topics)
+    worker = launch(settings)
+    try:
+        wait_until(lambda: worker.get("/api/status")["events_in"] >= len(dims), 60, "CRM")
+        publish_events(placed, kafka_bootstrap, settings.topics)
+        wait_until(
+            lambda: worker.get("/api/status")["events_in"] >= len(dims) + len(placed),
+            120,
+            "orders ingested",
+        )
+        publish_events(list(reversed(moves)), kafka_bootstrap, settings.topics)
+
+        def nonzero() -> dict[tuple[str, str, str], Decimal]:
+            return {k: v for k, v in worker.totals().items() if v != 0}
+
+        wait_until(lambda: nonzero() == expected, 180, "per-period totals == replay")
+        status = worker.get("/api/status")
+        assert status["ledger_rows"] == status["deltas_stored"]
+        assert status["dead_letters"] == 0
+    finally:
+        worker.stop()
+
+
+MOVEMENTS = {"PaymentReceived", "RefundIssued", "OrderCancelled"}
