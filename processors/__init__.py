@@ -15,4 +15,6 @@ timezone-aware.
 - :mod:`processors.stages` — routing: which stage and key each input and output goes to
 - :mod:`processors.engine` — :class:`Engine`, the stages composed in memory (batch replay)
 - :mod:`processors.serde` — bytes for states and stage messages
+- :mod:`processors.storage` — how a keyed store holds the states that grow with history
+  (a head plus entries), applied with ``get``/``put`` callables (no I/O of its own)
 """

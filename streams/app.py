@@ -13,7 +13,9 @@ Pipeline (ARCHITECTURE.md):
                                          entity) --fact sink--> ClickHouse (docs/bi.md)
 
 Each stage's table is written only by the agent that reads the stage's own topic, keyed
-like that topic, so co-partitioning is explicit. Agent concurrency is 1.
+like that topic, so co-partitioning is explicit. Agent concurrency is 1. The customers and
+rep-periods tables hold each state as a head plus one entry per order / applied id
+(:mod:`processors.storage`); the rep-periods table is keyed ``rep|period|currency``.
 """
 
 from __future__ import annotations
