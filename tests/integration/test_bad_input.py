@@ -77,6 +77,9 @@ def planted(valid: list[Event], rng: random.Random) -> list[tuple[str, bytes, st
         line = OrderLine("l", "S", "hardware", Decimal(1), Decimal(10), Decimal("1.5"))
         o = replace(base, event_id=f"dsc-{i}", order_id=f"bad-dsc-{i}", lines=(line,))
         bad.append(("orders", encode(o), "invalid.discount_range"))
+    for i in range(20):  # an id holding a control character (the stores' key separator)
+        o = replace(rng.choice(orders), event_id=f"ctl-{i}", order_id=f"bad\x1f{i}")
+        bad.append(("orders", encode(o), "invalid.id_characters"))
     for i in range(50):  # an empty event id
         p = replace(rng.choice(payments), event_id="", payment_id=f"empty-{i}")
         bad.append(("payments", encode(p), "invalid.missing_id"))

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -17,7 +18,7 @@ from comstream.demo import plan_event
 from comstream.generator import DemoStream, simulated_clock
 from comstream.publish import publish_events
 from comstream.replay import replay
-from processors.events import CustomerChanged, Event, PlanPublished, RepChanged
+from processors.events import CustomerChanged, Event, OrderPlaced, PlanPublished, RepChanged
 from schemas.codec import decode_event
 from schemas.jsonl import format_event
 from streams.kafka import read_whole
@@ -175,3 +176,42 @@ def test_periods_follow_business_time_whatever_the_arrival_order(
 
 
 MOVEMENTS = {"PaymentReceived", "RefundIssued", "OrderCancelled"}
+
+
+def test_uncredited_orders_are_credited_when_the_owner_becomes_known(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """Orders without rep or credits for customers the CRM does not know yet wait as
+    uncredited (SEMANTICS.md section 2); the customers' CRM records, published after the
+    flow, credit them from the start: the worker's totals equal the replay's. Exercises
+    the customer stage's stored order entries (processors.storage) in the real worker."""
+    events = generated(orders=200, seed=21)
+    n_dims = n_dimension_events(events)
+    dims, flow = events[:n_dims], events[n_dims:]
+    late_ids = sorted({e.customer_id for e in dims if isinstance(e, CustomerChanged)})[:15]
+    late = [e for e in dims if isinstance(e, CustomerChanged) and e.customer_id in late_ids]
+    dims = [e for e in dims if e not in late]
+    flow = [
+        replace(e, rep_id=None, credits=())
+        if isinstance(e, OrderPlaced) and e.customer_id in late_ids
+        else e
+        for e in flow
+    ]
+    assert sum(1 for e in flow if isinstance(e, OrderPlaced) and e.rep_id is None) >= 10
+    before = replay([*dims, *flow]).totals()
+    expected = replay([*dims, *flow, *late]).totals()
+    assert expected != before  # the late CRM records credit something
+
+    settings = deployment(kafka_bootstrap, tmp_path)
+    publish_events(dims, kafka_bootstrap, settings.topics)
+    worker = launch(settings)
+    try:
+        wait_until(lambda: worker.get("/api/status")["events_in"] >= len(dims), 60, "CRM")
+        publish_events(flow, kafka_bootstrap, settings.topics)
+        wait_until(lambda: worker.totals() == before, 180, "uncredited orders wait")
+        publish_events(late, kafka_bootstrap, settings.topics)
+        wait_until(lambda: worker.totals() == expected, 120, "credited from the start")
+        status = worker.get("/api/status")
+        assert status["ledger_rows"] == status["deltas_stored"]
+    finally:
+        worker.stop()
