@@ -347,6 +347,17 @@ def _at(mv: Movement) -> datetime:
     return mv.at
 
 
+def _after(
+    mv: Movement, paid: Decimal, refunded: Decimal, cancelled: bool
+) -> tuple[Decimal, Decimal, bool]:
+    """The order's (paid, refunded, cancelled) after movement ``mv``."""
+    if mv.event_type == PAYMENT_TYPE:
+        return paid + mv.amount, refunded, cancelled
+    if mv.event_type == REFUND_TYPE:
+        return paid, refunded + mv.amount, cancelled
+    return paid, refunded, True
+
+
 def _period_ends(
     mode: str, total: Decimal, movements: list[Movement], plan: PlanVersion
 ) -> list[tuple[str, Decimal, Decimal, datetime]]:
@@ -365,12 +376,7 @@ def _period_ends(
             ends.append((current, *earned_part(mode, total, paid, refunded, cancelled), last))
         current = period
         last = mv.at
-        if mv.event_type == PAYMENT_TYPE:
-            paid += mv.amount
-        elif mv.event_type == REFUND_TYPE:
-            refunded += mv.amount
-        else:
-            cancelled = True
+        paid, refunded, cancelled = _after(mv, paid, refunded, cancelled)
     ends.append((current, *earned_part(mode, total, paid, refunded, cancelled), last))
     return ends
 
@@ -473,9 +479,11 @@ def _replay_history(
     plans: PlanBook,
     closed: Set[str],
     out: list[OrderOutput],
+    notify: bool = False,
 ) -> tuple[RepLedger, ...]:
     """Run fresh ledgers through the order's whole history (placement, then every applied
-    movement in business-time order), as if they had been credited from the start."""
+    movement in business-time order), as if they had been credited from the start; with
+    ``notify``, output the :class:`OrderCancelledNotice` of the first cancellation."""
     order = accepted.order
     paid = refunded = ZERO
     cancelled = False
@@ -492,12 +500,9 @@ def _replay_history(
         out,
     )
     for mv in _in_time_order(movements):
-        if mv.event_type == PAYMENT_TYPE:
-            paid += mv.amount
-        elif mv.event_type == REFUND_TYPE:
-            refunded += mv.amount
-        else:
-            cancelled = True
+        if notify and mv.event_type == CANCEL_TYPE and not cancelled:
+            out.append(OrderCancelledNotice(mv.event_id, order.order_id, order.customer_id, mv.at))
+        paid, refunded, cancelled = _after(mv, paid, refunded, cancelled)
         ledgers = _step(
             ledgers,
             accepted,
@@ -547,40 +552,11 @@ def _accept(
         _new_ledger(msg, rep, credit.share, plans)
         for credit, rep in zip(msg.credits, msg.reps, strict=True)
     )
-    ledgers = _step(
-        ledgers,
-        msg,
-        total,
-        ZERO,
-        ZERO,
-        False,
-        _Cause(order.event_id, PLACED_TYPE, order.placed_at),
-        plans,
-        closed,
-        out,
-    )
+    ledgers = _replay_history(state.movements, total, msg, ledgers, plans, closed, out, True)
     paid = refunded = ZERO
     cancelled = False
-    for mv in _in_time_order(state.movements):
-        if mv.event_type == PAYMENT_TYPE:
-            paid += mv.amount
-        elif mv.event_type == REFUND_TYPE:
-            refunded += mv.amount
-        elif not cancelled:
-            cancelled = True
-            out.append(OrderCancelledNotice(mv.event_id, order.order_id, order.customer_id, mv.at))
-        ledgers = _step(
-            ledgers,
-            msg,
-            total,
-            paid,
-            refunded,
-            cancelled,
-            _Cause(mv.event_id, mv.event_type, mv.at),
-            plans,
-            closed,
-            out,
-        )
+    for mv in state.movements:
+        paid, refunded, cancelled = _after(mv, paid, refunded, cancelled)
     resolved_by = state.credit_resolved_by
     pending = state.pending_credit
     if pending is not None and not ledgers:
@@ -639,15 +615,10 @@ def _move(
     if accepted is None:
         return _record(state, event.event_id, [], movements=movements), []
     out: list[OrderOutput] = []
-    paid, refunded, cancelled = state.paid, state.refunded, state.cancelled
-    if mv.event_type == PAYMENT_TYPE:
-        paid += mv.amount
-    elif mv.event_type == REFUND_TYPE:
-        refunded += mv.amount
-    elif not cancelled:
-        cancelled = True
+    if mv.event_type == CANCEL_TYPE and not state.cancelled:
         order = accepted.order
         out.append(OrderCancelledNotice(mv.event_id, order.order_id, order.customer_id, mv.at))
+    paid, refunded, cancelled = _after(mv, state.paid, state.refunded, state.cancelled)
     if any(other.at > mv.at for other in state.movements):
         ledgers = _restate(
             state.ledgers, accepted, state.total, state.movements, mv, plans, closed, out
