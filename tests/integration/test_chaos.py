@@ -105,7 +105,12 @@ def test_two_workers_share_the_partitions_and_one_dies(
         wait_until(lambda: second.get("/api/status")["deltas_out"] > 0, 60, "both workers busy")
         kill(second)
         publish_events(flow[len(flow) // 2 :], kafka_bootstrap, settings.topics)
-        wait_until(lambda: first.totals() == expected, 180, "totals == replay after one died")
+        try:
+            wait_until(lambda: first.totals() == expected, 180, "totals == replay after one died")
+        except AssertionError:
+            _explain(first, expected)
+            print("log of the killed worker:", second.log_tail(80), sep="\n")
+            raise
         status = first.get("/api/status")
         assert status["ledger_rows"] == status["deltas_stored"]
     finally:
