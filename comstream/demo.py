@@ -58,6 +58,7 @@ def start_worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
         COMSTREAM_APP_ID=settings.app_id,
         COMSTREAM_SINK="true" if settings.sink else "false",
         COMSTREAM_SESSION_TIMEOUT=str(settings.session_timeout_s),
+        COMSTREAM_STALL_AFTER_S=str(settings.stall_after_s),
         COMSTREAM_PRODUCER_LINGER_MS=str(settings.producer_linger_ms),
     )
     log_path.parent.mkdir(parents=True, exist_ok=True)

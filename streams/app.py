@@ -28,7 +28,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import faust
 from faust.types import TP, EventT
@@ -48,7 +48,7 @@ from schemas.errors import CodecError
 from sinks.clickhouse import Store
 
 from .audit_sink import AuditSink
-from .continuity import ContinuityGuard
+from .continuity import ContinuityGuard, StallWatch, first_waiting_record
 from .dimensions import Dimensions
 from .live import LedgerSignal
 from .settings import Settings
@@ -62,6 +62,7 @@ FaustEvent = EventT[bytes]
 # The exit status of a worker that could neither process a message nor dead-letter it.
 EXIT_UNPROCESSED = 70
 DEAD_LETTER_TIMEOUT_S = 30.0
+STALL_CHECK_S = 5.0
 
 RAW: dict[str, Any] = {
     "key_type": bytes,
@@ -229,6 +230,7 @@ def build_app(ws: WorkerState) -> faust.App:
             if skip is not None:
                 exit_unread(f"before {msg.topic}[{msg.partition}]@{msg.offset}: {skip}")
             await handle(event)
+            continuity.done()
         except asyncio.CancelledError:
             # Faust cancels its agents when the worker stops, and its stream iterator
             # acknowledges the message on the way out, half processed (some outputs sent,
@@ -251,6 +253,52 @@ def build_app(ws: WorkerState) -> faust.App:
                 await asyncio.wait_for(await dead_letter(event, letter), DEAD_LETTER_TIMEOUT_S)
             except BaseException:
                 exit_unread(f"cannot dead-letter {msg.topic}[{msg.partition}]@{msg.offset}")
+            continuity.done()
+
+    agent_topics = {
+        *(t.customers, t.orders, t.payments, t.plans, t.periods, t.reps),
+        *(t.customer_stage, t.order_stage, t.rep_stage),
+    }
+    watch = StallWatch()
+
+    def movement() -> tuple[Any, ...]:
+        """Changes whenever the worker moves: messages handed over, states applied, a
+        rebalance, a table recovery reading changelogs."""
+        recovery = cast(Any, app.tables).recovery
+        offsets = (*recovery.active_offsets.values(), *recovery.standby_offsets.values())
+        return (
+            continuity.handed,
+            ws.counters["states_applied"],
+            app.consumer_generation_id,
+            sum(o for o in offsets if o is not None),
+        )
+
+    async def watch_for_stall() -> None:
+        """End the worker when it stopped moving while a message is being processed or
+        waits in an assigned partition (:class:`streams.continuity.StallWatch`)."""
+        idle = watch.idle_for(movement())
+        if idle < s.stall_after_s:
+            return
+        if continuity.in_flight > 0:
+            exit_unread(f"stalled: a message has been in processing for {idle:.0f} s")
+        starts = {
+            (tp.topic, tp.partition): continuity.resume_point(tp.topic, tp.partition)
+            for tp in app.consumer.assignment()
+            if tp.topic in agent_topics
+        }
+        waiting = await asyncio.get_running_loop().run_in_executor(
+            None, first_waiting_record, s.bootstrap, s.app_id, starts
+        )
+        if waiting is None:
+            watch.reset()
+            return
+        topic, partition, offset = waiting
+        exit_unread(
+            f"stalled: nothing moved for {idle:.0f} s while {topic}[{partition}]@{offset} waits"
+        )
+
+    if s.stall_after_s > 0:
+        app.timer(interval=STALL_CHECK_S)(watch_for_stall)
 
     async def handle_input(event: FaustEvent) -> None:
         ws.counters["events_in"] += 1
@@ -334,11 +382,13 @@ def build_app(ws: WorkerState) -> faust.App:
         for key in state_keys(event, message, table):
             if split is not None:
                 states[key], outputs = split(table.get, table_put(table), key, message, apply)
+                ws.counters["states_applied"] += 1
                 produced.extend(outputs)
                 continue
             raw = table.get(key)
             state = None if raw is None else serde.loads(raw)
             new_state, outputs = apply(state, message)
+            ws.counters["states_applied"] += 1
             if new_state is not state and new_state is not None:
                 table[key] = serde.dumps(new_state)
             states[key] = new_state

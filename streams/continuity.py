@@ -56,15 +56,9 @@ class Skip:
         )
 
 
-def first_record_between(
-    bootstrap: str, group_id: str, topic: str, partition: int, first: int | None, end: int
-) -> int | None:
-    """The offset of the first record of ``topic[partition]`` in ``[first, end)``, or -1
-    when the range holds none (compacted away, transaction markers, deleted by retention).
-    ``first`` None: from the offset group ``group_id`` has committed (the log's start when
-    it has none). None when the log could not be read within :data:`VERIFY_TIMEOUT_S`.
-    The consumer only reads: it joins no group and commits nothing."""
-    consumer = Consumer(
+def _reader(bootstrap: str, group_id: str) -> Consumer:
+    """A consumer that only reads: it joins no group and commits nothing."""
+    return Consumer(
         {
             "bootstrap.servers": bootstrap,
             "group.id": group_id,
@@ -73,16 +67,24 @@ def first_record_between(
             "enable.partition.eof": True,
         }
     )
+
+
+def _first_record(
+    consumer: Consumer, topic: str, partition: int, first: int | None, end: int | None
+) -> int:
+    """The first record of ``topic[partition]`` in ``[first, end)`` (``end`` None: up to
+    the log's end), -1 when there is none; raises when the log cannot be read in time."""
     tp = TopicPartition(topic, partition)
+    low, high = consumer.get_watermark_offsets(tp, timeout=VERIFY_TIMEOUT_S)
+    if first is None:
+        committed = _committed(consumer, tp)
+        first = committed if committed >= 0 else low
+    start = max(first, low)
+    stop = high if end is None else min(end, high)
+    if start >= stop:
+        return -1
+    consumer.assign([TopicPartition(topic, partition, start)])
     try:
-        low, high = consumer.get_watermark_offsets(tp, timeout=VERIFY_TIMEOUT_S)
-        if first is None:
-            committed = _committed(consumer, tp)
-            first = committed if committed >= 0 else low
-        start = max(first, low)
-        if start >= min(end, high):
-            return -1
-        consumer.assign([TopicPartition(topic, partition, start)])
         deadline = time.monotonic() + VERIFY_TIMEOUT_S
         while time.monotonic() < deadline:
             msg = consumer.poll(0.5)
@@ -92,12 +94,48 @@ def first_record_between(
             if error is not None:
                 if error.code() == KafkaError._PARTITION_EOF:  # nothing from `start` on
                     return -1
-                continue  # transient; at the deadline "unknown" counts as a skip
+                continue  # transient; at the deadline "unknown"
             at = msg.offset()
-            return at if at is not None and at < end else -1
-        return None
+            return at if at is not None and at < stop else -1
+        raise TimeoutError(f"cannot read {topic}[{partition}] from {start}")
+    finally:
+        consumer.unassign()
+
+
+def first_record_between(
+    bootstrap: str, group_id: str, topic: str, partition: int, first: int | None, end: int
+) -> int | None:
+    """The offset of the first record of ``topic[partition]`` in ``[first, end)``, or -1
+    when the range holds none (compacted away, transaction markers, deleted by retention).
+    ``first`` None: from the offset group ``group_id`` has committed (the log's start when
+    it has none). None when the log could not be read within :data:`VERIFY_TIMEOUT_S`."""
+    consumer = _reader(bootstrap, group_id)
+    try:
+        return _first_record(consumer, topic, partition, first, end)
     except Exception:  # the caller treats "unknown" as a skip: the safe side
         log.exception("cannot read %s[%d] before offset %d", topic, partition, end)
+        return None
+    finally:
+        consumer.close()
+
+
+def first_waiting_record(
+    bootstrap: str, group_id: str, starts: dict[tuple[str, int], int | None]
+) -> tuple[str, int, int] | None:
+    """A record waiting to be handed over: the first ``(topic, partition, offset)`` found
+    at or after ``starts[(topic, partition)]`` (None: the group's committed offset), or
+    None when every partition is read to its end. Partitions that cannot be read count as
+    read: a stall is only declared on evidence."""
+    consumer = _reader(bootstrap, group_id)
+    try:
+        for (topic, partition), first in sorted(starts.items()):
+            try:
+                at = _first_record(consumer, topic, partition, first, None)
+            except Exception:
+                log.warning("cannot read %s[%d] to look for waiting records", topic, partition)
+                continue
+            if at >= 0:
+                return topic, partition, at
         return None
     finally:
         consumer.close()
@@ -136,6 +174,22 @@ class ContinuityGuard:
         self._generation = generation
         self._last: dict[tuple[str, int], tuple[int, int]] = {}
         self.checked = 0  # jumps verified against the log (compaction, markers, skips)
+        self.handed = 0  # messages handed over, for the stall watch
+        self.in_flight = 0  # handed over and not yet done (:meth:`done`)
+
+    def resume_point(self, topic: str, partition: int) -> int | None:
+        """Where the next message of ``topic[partition]`` should come from: after the last
+        one handed over in this generation, else the consumer's committed offset (None:
+        unknown here, the group's committed offset on the broker)."""
+        seen = self._last.get((topic, partition))
+        if seen is not None and seen[0] == self._generation():
+            return seen[1] + 1
+        committed = self._committed(topic, partition)
+        return committed if committed is not None and committed >= 0 else None
+
+    def done(self) -> None:
+        """The message last handed over is processed (or dead-lettered)."""
+        self.in_flight = max(0, self.in_flight - 1)
 
     async def check(self, topic: str, partition: int, offset: int) -> Skip | None:
         """Record that ``offset`` is being handed over; return the :class:`Skip` when
@@ -143,6 +197,8 @@ class ContinuityGuard:
         in this generation or, first after an assignment, the committed offset the
         consumer started from; when the consumer does not know that one, the broker's
         copy is what a jump is checked against."""
+        self.handed += 1
+        self.in_flight += 1
         generation = self._generation()
         seen = self._last.get((topic, partition))
         self._last[(topic, partition)] = (generation, offset)
@@ -177,3 +233,31 @@ class ContinuityGuard:
             )
             return None
         return Skip(topic, partition, expected, offset, found, first_since_assignment)
+
+
+class StallWatch:
+    """Notices a worker that stopped moving: the runtime can hang without failing (a
+    rebalance or a table recovery that never completes, an agent waiting on a future that
+    never resolves; faust-streaming has open reports of each). ``idle_for(signature)``
+    gets, every few seconds, a value that changes whenever anything moves (messages handed
+    over, states applied, the group generation, the recovery's progress) and returns how
+    long it has stayed the same; past a threshold the caller looks for a record waiting in
+    an assigned partition (:func:`first_waiting_record`) and, when one is there, ends the
+    process so that the supervisor starts it again from the committed offsets. An idle
+    worker with nothing to read is not stalled: ``reset()`` after finding nothing waits a
+    whole threshold again before the next look."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._signature: object = None
+        self._since = clock()
+
+    def idle_for(self, signature: object) -> float:
+        now = self._clock()
+        if signature != self._signature:
+            self._signature = signature
+            self._since = now
+        return now - self._since
+
+    def reset(self) -> None:
+        self._since = self._clock()

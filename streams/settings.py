@@ -105,6 +105,10 @@ class Settings:
     producer_linger_ms: int = 0
     # how long a crashed member keeps its partitions before the group moves them
     session_timeout_s: int = 10
+    # a worker in which nothing moved for this long while a message is being processed or
+    # waits in one of its partitions ends itself, to be started again (0: never);
+    # streams.continuity.StallWatch
+    stall_after_s: int = 60
     # run the ClickHouse sink in this worker; with the embedded engine exactly one
     # worker of a deployment does (it is also the one that answers queries)
     sink: bool = True
@@ -177,6 +181,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         session_timeout_s=_int(
             env, "COMSTREAM_SESSION_TIMEOUT", defaults.session_timeout_s, 6, 300
         ),
+        stall_after_s=_int(env, "COMSTREAM_STALL_AFTER_S", defaults.stall_after_s, 0, 86_400),
         sink=_bool(env, "COMSTREAM_SINK", defaults.sink),
         auth=auth,
         topics=Topics(env.get("COMSTREAM_TOPIC_PREFIX", "")),

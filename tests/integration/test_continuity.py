@@ -1,5 +1,7 @@
 """streams/continuity.py against a real broker: a jump past records is a skip; a jump
-over offsets without records (transaction markers) or to the committed offset is not."""
+over offsets without records (transaction markers) or to the committed offset is not; the
+stall watch finds a record waiting after what was handed over, and none in a log read to
+its end or holding only a marker there."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from streams.continuity import ContinuityGuard, Skip
+from streams.continuity import ContinuityGuard, Skip, first_waiting_record
 
 pytestmark = pytest.mark.integration
 
@@ -90,3 +92,49 @@ def test_offsets_without_records_are_not_a_skip(kafka_bootstrap: str) -> None:
     assert asyncio.run(guard.check(topic, 0, 0)) is None
     assert asyncio.run(guard.check(topic, 0, 2)) is None  # offset 1 is the marker
     assert guard.checked == 1
+
+
+def test_waiting_records_are_found_after_the_resume_point(kafka_bootstrap: str) -> None:
+    read, other = _topic(kafka_bootstrap), _topic(kafka_bootstrap)
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    _produce(kafka_bootstrap, read, 5)  # offsets 0..4
+    _produce(kafka_bootstrap, other, 3)  # offsets 0..2
+    committed: dict[str, int | None] = {read: None, other: 3}
+    guard = ContinuityGuard(kafka_bootstrap, group, lambda t, p: committed[t], lambda: 1)
+    for offset in range(4):
+        assert asyncio.run(guard.check(read, 0, offset)) is None
+        guard.done()
+    assert guard.in_flight == 0 and guard.handed == 4
+
+    def waiting() -> tuple[str, int, int] | None:
+        starts = {(t, 0): guard.resume_point(t, 0) for t in (read, other)}
+        return first_waiting_record(kafka_bootstrap, group, starts)
+
+    assert guard.resume_point(read, 0) == 4  # after the last handed over
+    assert guard.resume_point(other, 0) == 3  # nothing handed over: the committed offset
+    assert waiting() == (read, 0, 4)
+    asyncio.run(guard.check(read, 0, 4))
+    assert guard.in_flight == 1  # handed over, not done
+    guard.done()
+    assert waiting() is None  # both read to their end
+    _produce(kafka_bootstrap, other, 1)
+    assert waiting() == (other, 0, 3)
+    # not known to the consumer: the group's committed offset on the broker, then the start
+    committed[other] = None
+    assert guard.resume_point(other, 0) is None
+    assert waiting() == (other, 0, 0)
+    _commit(kafka_bootstrap, group, other, 4)
+    assert waiting() is None
+
+
+def test_a_log_ending_in_a_marker_has_nothing_waiting(kafka_bootstrap: str) -> None:
+    topic = _topic(kafka_bootstrap)
+    producer = Producer(
+        {"bootstrap.servers": kafka_bootstrap, "transactional.id": f"tx-{uuid.uuid4().hex}"}
+    )
+    producer.init_transactions(30)
+    producer.begin_transaction()
+    producer.produce(topic, value=b"a", partition=0)
+    producer.commit_transaction(30)  # the record at 0, the marker at 1: the end is 2
+    assert first_waiting_record(kafka_bootstrap, "g-end", {(topic, 0): 1}) is None
+    assert first_waiting_record(kafka_bootstrap, "g-end", {(topic, 0): 0}) == (topic, 0, 0)

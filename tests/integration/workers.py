@@ -63,6 +63,7 @@ def deployment(bootstrap: str, root: Path, partitions: int = 3) -> Settings:
         partitions=partitions,
         web_port=free_port(),
         sink_linger_ms=100,
+        stall_after_s=20,
         topics=Topics(prefix=f"t{tag}."),
     )
     ensure_topics(settings)

@@ -22,8 +22,10 @@ def test_environment_overrides() -> None:
             "COMSTREAM_PARTITIONS": "8",
             "COMSTREAM_TOPIC_PREFIX": "test.",
             "COMSTREAM_FACT_LINGER_MS": "2500",
+            "COMSTREAM_STALL_AFTER_S": "0",
         }
     )
+    assert s.stall_after_s == 0 and load_settings({}).stall_after_s == 60
     assert (s.bootstrap, s.clickhouse_dsn, s.partitions) == ("10.0.0.1:9092", "http://ch:8123", 8)
     assert (s.sink_linger_ms, s.fact_linger_ms) == (200, 2500)
     assert s.topics.payments == "test.payments"
@@ -36,6 +38,7 @@ def test_environment_overrides() -> None:
         ({"COMSTREAM_PARTITIONS": "0"}, "COMSTREAM_PARTITIONS"),
         ({"COMSTREAM_WEB_PORT": "70000"}, "COMSTREAM_WEB_PORT"),
         ({"COMSTREAM_FACT_LINGER_MS": "0"}, "COMSTREAM_FACT_LINGER_MS"),
+        ({"COMSTREAM_STALL_AFTER_S": "-1"}, "COMSTREAM_STALL_AFTER_S"),
         ({"COMSTREAM_CLICKHOUSE_DSN": "mysql://x"}, "COMSTREAM_CLICKHOUSE_DSN"),
         ({"KAFKA_BOOTSTRAP": "nohost"}, "KAFKA_BOOTSTRAP"),
     ],
