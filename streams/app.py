@@ -47,6 +47,7 @@ from schemas.codec import DeadLetterRecord, decode_event, encode
 from schemas.errors import CodecError
 from sinks.clickhouse import Store
 
+from . import faust_fixes
 from .audit_sink import AuditSink
 from .continuity import ContinuityGuard, StallWatch, first_waiting_record
 from .dimensions import Dimensions
@@ -91,6 +92,7 @@ def build_app(ws: WorkerState) -> faust.App:
     s = ws.settings
     t = s.topics
     n = s.partitions
+    faust_fixes.apply()
     app = faust.App(
         s.app_id,
         broker=f"kafka://{s.bootstrap}",
