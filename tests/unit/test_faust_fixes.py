@@ -119,3 +119,24 @@ def test_installed_on_the_version_it_was_written_for() -> None:
     assert faust.__version__ == faust_fixes.FIXED_VERSION
     assert faust_fixes.apply()
     assert Recovery.on_recovery_completed is faust_fixes.on_recovery_completed
+
+
+def test_an_empty_set_of_active_partitions_drains_nothing() -> None:
+    """aiokafka's fetched_records reads ``if partitions and tp not in partitions``: an
+    empty set of active partitions meant every partition."""
+    live: set[tuple[str, int]] = {("cs-orders-changelog", 0)}
+    partitions = faust_fixes.NeverAll(live)
+    stream = ("t.payments", 1)
+
+    def drained(tp: tuple[str, int]) -> bool:  # aiokafka's test, verbatim
+        return not (partitions and tp not in partitions)
+
+    assert drained(("cs-orders-changelog", 0)) and not drained(stream)
+    live.clear()  # the recovery paused the changelog partitions while a fetch waited
+    assert not drained(stream) and not drained(("cs-orders-changelog", 0))
+    live.add(stream)  # resumed: the live set is read, not a copy
+    assert drained(stream)
+    assert faust_fixes.apply()
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    assert AIOKafkaConsumerThread._fetch_records is faust_fixes.fetch_records
