@@ -15,6 +15,10 @@ itself with a separate plain consumer: when the skipped range holds a record, th
 must not go on (the caller ends the process before the message is acknowledged, and the
 restarted worker reads again from the committed offset, which the skipped messages never
 passed).
+
+Two causes were found and are corrected in :mod:`streams.faust_fixes`; the guard stays
+for any other. :class:`StallWatch` covers what the guard cannot see: a skip at the end of
+a partition (no later message shows the jump) and a runtime that hangs.
 """
 
 from __future__ import annotations
