@@ -282,7 +282,7 @@ def build_app(ws: WorkerState) -> faust.App:
         if idle < s.stall_after_s:
             return
         if continuity.in_flight > 0:
-            exit_unread(f"stalled: a message has been in processing for {idle:.0f} s")
+            exit_unread(f"stalled: nothing moved for {idle:.0f} s with a message in processing")
         starts = {
             (tp.topic, tp.partition): continuity.resume_point(tp.topic, tp.partition)
             for tp in app.consumer.assignment()

@@ -81,6 +81,8 @@ def _first_record(
     the log's end), -1 when there is none; raises when the log cannot be read in time."""
     tp = TopicPartition(topic, partition)
     low, high = consumer.get_watermark_offsets(tp, timeout=VERIFY_TIMEOUT_S)
+    if high <= low:  # an empty log: no committed offset to ask for
+        return -1
     if first is None:
         committed = _committed(consumer, tp)
         first = committed if committed >= 0 else low

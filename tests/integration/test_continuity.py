@@ -137,4 +137,6 @@ def test_a_log_ending_in_a_marker_has_nothing_waiting(kafka_bootstrap: str) -> N
     producer.produce(topic, value=b"a", partition=0)
     producer.commit_transaction(30)  # the record at 0, the marker at 1: the end is 2
     assert first_waiting_record(kafka_bootstrap, "g-end", {(topic, 0): 1}) is None
+    empty = _topic(kafka_bootstrap)  # nothing written, nothing committed
+    assert first_waiting_record(kafka_bootstrap, "g-end", {(empty, 0): None}) is None
     assert first_waiting_record(kafka_bootstrap, "g-end", {(topic, 0): 0}) == (topic, 0, 0)
