@@ -5,7 +5,8 @@ First: stream partitions are resumed only after the seek to their committed offs
 after the flow control has cleared the stream queues, so no message fetched in between is
 thrown away.
 
-The skip the continuity guard kept catching (docs/exactly-once.md, "The skip"), pinned
+The skip the continuity guard kept catching (docs/exactly-once.md, "A message Faust read
+and never handed over", "The cause, pinned down"), pinned
 down on 2026-11-27 with Faust's own logs: at the end of a table recovery,
 ``Recovery.on_recovery_completed`` resumes the stream partitions while the consumer's flow
 and the app's flow control are already active (they were resumed to read the
