@@ -1,6 +1,7 @@
 """What a stage message reads and writes in the worker's tables: the serialized size of
 each stage state, stored whole and as the worker stores it (a head plus one entry per
-order or applied id, :mod:`processors.storage`), and the time to decode and encode it.
+order or applied id and one placement bucket per 30 days, :mod:`processors.storage`), and
+the time to decode and encode it.
 
     .venv/bin/python -m bench.state_sizes [--events 60000]
 
@@ -18,7 +19,8 @@ from dataclasses import replace
 from typing import Any
 
 from comstream.replay import replay
-from processors import serde
+from processors import serde, storage
+from processors.customers import Placements
 from processors.pmap import PMap
 from processors.reps import Applied, RepState
 from tests.integration.test_pipeline import generated, n_dimension_events
@@ -56,8 +58,19 @@ def main() -> None:
     print(f"{len(events):,} events; states: count, mean size, largest, decode + encode")
     _measure("order state (stored whole)", list(engine.order_states().values()))
     _measure("customer state, whole (before session 5)", customers)
-    _measure("customer head", [replace(c, orders=PMap()) for c in customers])
+    _measure(
+        "customer head, session 5 (instants kept)", [replace(c, orders=PMap()) for c in customers]
+    )
+    _measure("customer head", [replace(c, orders=PMap(), active_us=()) for c in customers])
     _measure("customer order entry", [o for c in customers for o in c.orders.values()])
+    buckets: list[Placements] = []
+    for c in customers:
+        by_bucket: dict[int, dict[str, int]] = {}
+        for oid, o in c.orders.items():
+            if not o.cancelled:
+                by_bucket.setdefault(o.placed_us // storage.BUCKET_US, {})[oid] = o.placed_us
+        buckets += [Placements(b, tuple(m), tuple(m.values())) for b, m in by_bucket.items()]
+    _measure("customer placement bucket (30 days)", buckets)
     _measure("rep-period state, whole (before session 5)", periods)
     heads = [RepState(p.rep_id, (replace(p.periods[0], applied=PMap()),)) for p in periods]
     _measure("rep-period head", heads)

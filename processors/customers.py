@@ -37,10 +37,12 @@ from .money import ONE
 from .pmap import PMap
 
 __all__ = [
+    "YEAR_US",
     "CustomerMessage",
     "CustomerOrder",
     "CustomerOutput",
     "CustomerState",
+    "Placements",
     "apply",
     "instant_us",
 ]
@@ -50,7 +52,7 @@ CustomerOutput = OrderAccepted | CreditResolved | DeadLetter
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
-_YEAR_US = 365 * 24 * 3600 * 1_000_000
+YEAR_US = 365 * 24 * 3600 * 1_000_000
 
 
 def instant_us(at: datetime) -> int:
@@ -74,6 +76,32 @@ class CustomerOrder:
 
 
 @dataclass(frozen=True, slots=True)
+class Placements:
+    """One placement bucket of a customer stored on its own (processors.storage): the
+    orders not cancelled placed in it and their placement instants (two parallel tuples,
+    each order id once: cheaper to read than a map)."""
+
+    bucket: int
+    order_ids: tuple[str, ...]
+    instants: tuple[int, ...]
+
+    def with_order(self, order_id: str, placed_us: int) -> Placements:
+        if order_id in self.order_ids:
+            return self
+        return Placements(self.bucket, (*self.order_ids, order_id), (*self.instants, placed_us))
+
+    def without_order(self, order_id: str) -> Placements:
+        if order_id not in self.order_ids:
+            return self
+        i = self.order_ids.index(order_id)
+        return Placements(
+            self.bucket,
+            self.order_ids[:i] + self.order_ids[i + 1 :],
+            self.instants[:i] + self.instants[i + 1 :],
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class CustomerState:
     """The customer stage's state for one customer_id.
 
@@ -93,7 +121,7 @@ class CustomerState:
 def _snapshot(state: CustomerState, order: OrderPlaced, placed_us: int) -> CustomerSnapshot:
     facts = state.facts
     times = state.active_us
-    earlier = bisect_left(times, placed_us) - bisect_left(times, placed_us - _YEAR_US)
+    earlier = bisect_left(times, placed_us) - bisect_left(times, placed_us - YEAR_US)
     if facts is None:
         return CustomerSnapshot(order.customer_id, False, None, None, None, None, None, earlier)
     tenure = None

@@ -53,6 +53,7 @@ _CLASSES: tuple[type[Any], ...] = (
     # states
     customers.CustomerOrder,
     customers.CustomerState,
+    customers.Placements,
     orders.Movement,
     orders.RepLedger,
     orders.OrderState,

@@ -9,6 +9,13 @@ of the customer's or the period's whole history.
   credited then).
 - A rep-period state remembers every delta and event id applied to the period, with the
   accelerator deltas it emitted (for idempotency). A message reads its own id's entry.
+- The customer stage also keeps the placement instant of every order not cancelled
+  (``CustomerState.active_us``, for "earlier orders in the 365 days before placed_at").
+  They are stored in *placement buckets* of :data:`BUCKET_US` (30 days) each, an entry
+  per bucket mapping order id to instant: an ``OrderPlaced`` reads the 13-14 buckets its
+  year covers, a cancellation its order's bucket, anything else none. The head keeps no
+  instants (a head written before this layout keeps its own, which only shrink), so it
+  no longer grows with the customer's orders.
 
 Stored whole, both were rewritten on every message: for a customer with hundreds of
 orders that is tens of kilobytes per order (bench/RESULTS.md). The stage functions are
@@ -27,6 +34,12 @@ the next message. Whatever prefix survives, the head and the entries (the journa
 first) describe the state after one whole message: never an entry ahead of its head,
 never a head whose entries are lost. A head stored whole before this layout is a head
 with a big journal: the next change moves it out.
+
+Placement buckets are written directly, before the journal and the head. A bucket may so
+be ahead of its head after a crash, holding the order whose message is then delivered
+again: harmless, because a bucket maps order ids to instants (writing it again gives the
+same bucket), the count reads instants strictly before the order's own, and every message
+read again before it was applied before and re-emits what it stored.
 """
 
 from __future__ import annotations
@@ -36,13 +49,21 @@ from dataclasses import replace
 from typing import Any
 
 from . import serde
-from .customers import CustomerMessage, CustomerOrder, CustomerState
+from .customers import (
+    YEAR_US,
+    CustomerMessage,
+    CustomerOrder,
+    CustomerState,
+    Placements,
+    instant_us,
+)
 from .events import CommissionDelta, CustomerChanged, OrderPlaced, PlanPublished, RepChanged
 from .messages import OrderCancelledNotice
 from .pmap import PMap
 from .reps import Applied, RepMessage, RepState
 
 __all__ = [
+    "BUCKET_US",
     "ENTRY_MARK",
     "apply_customer",
     "apply_rep",
@@ -168,6 +189,60 @@ def entry_key(key: bytes, item: str) -> bytes:
     return key + ENTRY_MARK + item.encode()
 
 
+BUCKET_US = 30 * 24 * 3600 * 1_000_000
+"""The span of one placement bucket, in microseconds (30 days)."""
+
+BUCKET_MARK = "\x1e"
+"""Starts the item of a placement bucket's entry key; order ids hold no control
+characters, so it cannot be an order's."""
+
+
+def bucket_item(bucket: int) -> str:
+    """The entry item of placement bucket ``bucket`` (instants ``// BUCKET_US``)."""
+    return f"{BUCKET_MARK}{bucket}"
+
+
+def buckets_needed(joined: CustomerState | None, message: CustomerMessage) -> tuple[int, ...]:
+    """The placement buckets the customer stage reads to apply ``message`` to ``joined``
+    (the head with the order entries it needs): an order's year before its placement and
+    its own bucket; a cancellation, its order's bucket; nothing else."""
+    if isinstance(message, OrderPlaced):
+        placed = instant_us(message.placed_at)
+        return tuple(range((placed - YEAR_US) // BUCKET_US, placed // BUCKET_US + 1))
+    if isinstance(message, OrderCancelledNotice) and joined is not None:
+        rec = joined.orders.get(message.order_id)
+        if rec is not None and not rec.cancelled:
+            return (rec.placed_us // BUCKET_US,)
+    return ()
+
+
+def _placements_after(
+    before: CustomerState | None,
+    new: CustomerState,
+    message: CustomerMessage,
+    buckets: Mapping[int, Placements],
+    legacy: tuple[int, ...],
+) -> tuple[list[Placements], tuple[int, ...]]:
+    """The placement buckets ``message`` changed (to write) and the head's own instants
+    after it (a head from before the bucket layout keeps its instants; they only shrink).
+    """
+    order_id = message.order_id if isinstance(message, OrderPlaced | OrderCancelledNotice) else ""
+    rec = new.orders.get(order_id) if order_id else None
+    old = None if before is None or not order_id else before.orders.get(order_id)
+    if rec is None or (old is not None and old.cancelled == rec.cancelled):
+        return [], legacy
+    bucket_id = rec.placed_us // BUCKET_US
+    bucket = buckets.get(bucket_id) or Placements(bucket_id, (), ())
+    if old is None and not rec.cancelled:  # placed now
+        return [bucket.with_order(order_id, rec.placed_us)], legacy
+    if rec.cancelled and order_id in bucket.order_ids:  # cancelled now
+        return [bucket.without_order(order_id)], legacy
+    if rec.cancelled and rec.placed_us in legacy:  # an order placed before buckets
+        i = legacy.index(rec.placed_us)
+        return [], legacy[:i] + legacy[i + 1 :]
+    return [], legacy
+
+
 def apply_customer(
     get: Get,
     put: Put,
@@ -175,9 +250,10 @@ def apply_customer(
     message: CustomerMessage,
     apply: Callable[[CustomerState | None, Any], tuple[CustomerState | None, list[Any]]],
 ) -> tuple[CustomerState | None, list[Any]]:
-    """Apply ``message`` to the customer state stored under ``key`` (a head and its order
-    entries, read with ``get`` and written with ``put``); return the state the stage
-    returned (holding only the entries read) and its outputs."""
+    """Apply ``message`` to the customer state stored under ``key`` (a head, its order
+    entries and its placement buckets, read with ``get`` and written with ``put``);
+    return the state the stage returned (holding only the entries read) and its
+    outputs."""
     raw = get(key)
     head: CustomerState | None = None if raw is None else serde.loads(raw)
     loaded: dict[str, CustomerOrder] = {}
@@ -186,12 +262,27 @@ def apply_customer(
         if raw is not None:
             loaded[order_id] = serde.loads(raw)
     state = customer_join(head, loaded)
+    buckets: dict[int, Placements] = {}
+    if state is not None:
+        for bucket_id in buckets_needed(state, message):
+            raw = get(entry_key(key, bucket_item(bucket_id)))
+            if raw is not None:
+                buckets[bucket_id] = serde.loads(raw)
+        if buckets:
+            instants = [*state.active_us]
+            for bucket in buckets.values():
+                instants.extend(bucket.instants)
+            state = replace(state, active_us=tuple(sorted(instants)))
     new, outputs = apply(state, message)
     if new is not state and new is not None:
+        legacy = () if head is None else head.active_us
+        changed, legacy = _placements_after(state, new, message, buckets, legacy)
+        for bucket in changed:
+            put(entry_key(key, bucket_item(bucket.bucket)), serde.dumps(bucket))
         flush, new_head = customer_split(new, head, loaded)
         for order_id, rec in flush.items():
             put(entry_key(key, order_id), serde.dumps(rec))
-        put(key, serde.dumps(new_head))
+        put(key, serde.dumps(replace(new_head, active_us=legacy)))
     return new, outputs
 
 
