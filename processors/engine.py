@@ -32,7 +32,7 @@ from .events import (
     RefundIssued,
     RepChanged,
 )
-from .messages import CreditResolved, OrderAccepted, OrderCancelledNotice
+from .messages import CreditResolved, OrderAccepted, OrderCancelledNotice, SnapshotRestated
 from .orders import OrderState
 from .orders import apply as order_apply
 from .plans import PlanBook, plan_from_event
@@ -166,7 +166,7 @@ class Engine:
             self._to_rep(o.rep_id, o, out)
         elif isinstance(o, OrderAccepted):
             self._to_order(o.order.order_id, o, out)
-        elif isinstance(o, CreditResolved):
+        elif isinstance(o, CreditResolved | SnapshotRestated):
             self._to_order(o.order_id, o, out)
         elif isinstance(o, OrderCancelledNotice):
             self._to_customer(o.customer_id, o, out)

@@ -1,11 +1,11 @@
 """Messages between the stages, and the facts snapshots they carry.
 
-The customer stage (key customer_id) sends :class:`OrderAccepted` and
-:class:`CreditResolved` to the order stage (key order_id); the order stage sends
-:class:`OrderCancelledNotice` back to the customer stage and commission deltas to the
-rep-period stage (key rep_id). Every message is a frozen dataclass that
-:mod:`processors.serde` round-trips exactly; :func:`processors.stages.address` says where
-each one goes.
+The customer stage (key customer_id) sends :class:`OrderAccepted`,
+:class:`CreditResolved` and :class:`SnapshotRestated` to the order stage (key order_id);
+the order stage sends :class:`OrderCancelledNotice` back to the customer stage and
+commission deltas to the rep-period stage (key rep_id). Every message is a frozen
+dataclass that :mod:`processors.serde` round-trips exactly;
+:func:`processors.stages.address` says where each one goes.
 """
 
 from __future__ import annotations
@@ -112,6 +112,28 @@ class CreditResolved:
     customer_id: str
     credits: tuple[Credit, ...]
     reps: tuple[RepFacts, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotRestated:
+    """An accepted order's CRM facts or owner credit as of its ``placed_at`` changed,
+    because a CRM record dated at or before the order reached the customer stage after
+    it: customer stage -> order stage (key ``order_id``).
+
+    ``event_id``/``occurred_at`` are those of that CustomerChanged event; ``customer``,
+    ``credits``, ``reps`` and ``credit_source`` replace the order's. The order stage
+    books, per rep and period, the difference between what the order earns with the new
+    facts and with the old ones (docs/semantics-decisions.md, "CRM facts by business
+    time")."""
+
+    event_id: str
+    occurred_at: datetime
+    order_id: str
+    customer_id: str
+    customer: CustomerSnapshot
+    credits: tuple[Credit, ...]
+    reps: tuple[RepFacts, ...]
+    credit_source: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,8 @@
 
 ``apply(state, message, plans, closed) -> (state, outputs)``
 
-Inputs: :class:`OrderAccepted` and :class:`CreditResolved` from the customer stage;
+Inputs: :class:`OrderAccepted`, :class:`CreditResolved` and :class:`SnapshotRestated`
+from the customer stage;
 ``OrderCancelled``, ``PaymentReceived`` and ``RefundIssued`` from upstream (they may arrive
 before the order: they are kept and applied, in arrival order, when it arrives, each
 booked by its own event time); ``PlanPublished`` and ``PeriodClosed`` broadcast to every
@@ -38,7 +39,13 @@ from .events import (
     RefundIssued,
 )
 from .ids import delta_id
-from .messages import CreditResolved, OrderAccepted, OrderCancelledNotice, RepFacts
+from .messages import (
+    CreditResolved,
+    OrderAccepted,
+    OrderCancelledNotice,
+    RepFacts,
+    SnapshotRestated,
+)
 from .money import ONE, ZERO, ZERO_CENTS, round_cents
 from .periods import book_period, period_of
 from .plans import BOOKING, PAYMENT, PlanBook, PlanVersion, plan_from_event
@@ -57,6 +64,7 @@ __all__ = [
 OrderMessage = (
     OrderAccepted
     | CreditResolved
+    | SnapshotRestated
     | OrderCancelled
     | PaymentReceived
     | RefundIssued
@@ -675,6 +683,127 @@ def _resolve(
     )
 
 
+def _per_period(
+    ledger: RepLedger,
+    accepted: OrderAccepted,
+    total: Decimal,
+    movements: list[Movement],
+    plan: PlanVersion,
+) -> dict[str, tuple[Decimal, Decimal, Decimal, datetime]]:
+    """What ``ledger`` (C computed) books per period when the order's history runs from
+    its placement through ``movements`` (business-time order), each step booked by its own
+    time, as :func:`_replay_history` does: period -> (commission, revenue base, earned
+    fraction after the period's last step, that step's time)."""
+    assert ledger.commission is not None
+    order = accepted.order
+    out: dict[str, tuple[Decimal, Decimal, Decimal, datetime]] = {}
+    paid = refunded = ZERO
+    cancelled = False
+    prev_e = prev_b = ZERO_CENTS
+    steps: list[Movement | None] = [None, *movements]
+    for mv in steps:
+        at = order.placed_at if mv is None else mv.at
+        if mv is not None:
+            paid, refunded, cancelled = _after(mv, paid, refunded, cancelled)
+        part, fraction = earned_part(plan.earn_on, total, paid, refunded, cancelled)
+        e = _earned(ledger.commission, total, part, fraction)
+        b = round_cents(part * ledger.share)
+        period = period_of(at, plan.period, plan.tz)
+        was_e, was_b, _, _ = out.get(period, (ZERO_CENTS, ZERO_CENTS, ZERO, at))
+        out[period] = (was_e + e - prev_e, was_b + b - prev_b, fraction, at)
+        prev_e, prev_b = e, b
+    return out
+
+
+def _restated(
+    state: OrderState, msg: SnapshotRestated, plans: PlanBook, closed: Set[str]
+) -> tuple[OrderState, list[OrderOutput]]:
+    """The order's CRM facts or owner credit as of placed_at changed (a CRM record
+    arrived after the order): book, per rep and period, what the order earns there with
+    the new facts less what it earned with the old, so that every period ends where it
+    would have been had the record arrived first (SEMANTICS.md section 2 as decided in
+    docs/semantics-decisions.md, "CRM facts by business time")."""
+    accepted = state.accepted
+    assert accepted is not None
+    new_accepted = OrderAccepted(
+        accepted.order, msg.customer, msg.credits, msg.reps, msg.credit_source
+    )
+    if new_accepted == accepted:
+        return replace(state, emitted=(*state.emitted, (msg.event_id, ()))), []
+    movements = _in_time_order(state.movements)
+    total = state.total
+    old_by_rep = {ledger.rep.rep_id: ledger for ledger in state.ledgers}
+    new_by_rep = {
+        rep.rep_id: _new_ledger(new_accepted, rep, credit.share, plans)
+        for credit, rep in zip(msg.credits, msg.reps, strict=True)
+    }
+    out: list[OrderOutput] = []
+    ledgers: list[RepLedger] = []
+    for rep_id in [*old_by_rep, *(r for r in new_by_rep if r not in old_by_rep)]:
+        old, new = old_by_rep.get(rep_id), new_by_rep.get(rep_id)
+        old_plan = None if old is None else _plan_of(old, plans)
+        new_plan = None if new is None else _plan_of(new, plans)
+        before: dict[str, tuple[Decimal, Decimal, Decimal, datetime]] = {}
+        if old is not None and old_plan is not None and old.commission is not None:
+            before = _per_period(old, accepted, total, movements, old_plan)
+        after: dict[str, tuple[Decimal, Decimal, Decimal, datetime]] = {}
+        if new is not None and new_plan is not None:
+            new = _with_commission(new, new_accepted, total, new_plan)
+            after = _per_period(new, new_accepted, total, movements, new_plan)
+            if not any(e or b for e, b, _, _ in after.values()) and not before:
+                new = replace(new, commission=None, lines=())  # C when first needed
+        # the ledger the deltas are written against: the new one (or the old one, for a
+        # rep no longer credited), carrying what was booked so far
+        shown = new if new is not None else old
+        plan = new_plan if new is not None else old_plan
+        assert shown is not None
+        current = replace(
+            shown,
+            earned=ZERO_CENTS if old is None else old.earned,
+            revenue_base=ZERO_CENTS if old is None else old.revenue_base,
+            last_positive=None if old is None else old.last_positive,
+        )
+        if plan is not None:
+            for period in sorted(before.keys() | after.keys()):
+                e1, b1, f1, at1 = after.get(period, (ZERO_CENTS, ZERO_CENTS, ZERO, None))
+                e0, b0, _, at0 = before.get(period, (ZERO_CENTS, ZERO_CENTS, ZERO, None))
+                if e1 == e0 and b1 == b0:
+                    continue
+                at = at1 or at0
+                assert at is not None
+                d = _delta(
+                    DeltaKind.ADJUSTMENT,
+                    current,
+                    plan,
+                    new_accepted,
+                    _Cause(msg.event_id, "CustomerChanged", at),
+                    current.earned + e1 - e0,
+                    current.revenue_base + b1 - b0,
+                    f1,
+                    book_period(period, closed),
+                    period,
+                    current.commission if current.commission is not None else ZERO,
+                    current.lines,
+                    f"restated:{accepted.order.order_id}:{period}",
+                )
+                out.append(d)
+                current = replace(
+                    current,
+                    earned=d.cumulative,
+                    revenue_base=current.revenue_base + b1 - b0,
+                    last_positive=d.delta_id if d.amount > 0 else current.last_positive,
+                )
+        if new is not None:
+            ledgers.append(current)
+    changes: dict[str, Any] = {"accepted": new_accepted, "ledgers": tuple(ledgers)}
+    if msg.credits and not state.ledgers:
+        changes["credit_resolved_by"] = msg.event_id
+    # recorded even without outputs: a restatement read again after a later one must not
+    # bring the older facts back
+    emitted = (*state.emitted, (msg.event_id, tuple(out)))
+    return replace(state, emitted=emitted, **changes), out
+
+
 def _replan(
     state: OrderState, msg: PlanPublished, plans: PlanBook, closed: Set[str]
 ) -> tuple[OrderState, list[OrderOutput]]:
@@ -805,6 +934,12 @@ def apply(
         return _accept(state, message, plans, closed)
     if isinstance(message, CreditResolved):
         return _resolve(state, message, plans, closed)
+    if isinstance(message, SnapshotRestated):
+        if state is None or state.accepted is None:
+            # cannot happen: the customer stage restates only orders it accepted, and its
+            # messages for one order travel in one partition, in order
+            raise EngineError(f"a restatement of order {message.order_id} before its acceptance")
+        return _restated(state, message, plans, closed)
     if isinstance(message, PlanPublished):
         if state is None or state.accepted is None or not state.ledgers:
             return state, []

@@ -49,6 +49,7 @@ _CLASSES: tuple[type[Any], ...] = (
     messages.CustomerSnapshot,
     messages.OrderAccepted,
     messages.CreditResolved,
+    messages.SnapshotRestated,
     messages.OrderCancelledNotice,
     # states
     customers.CustomerOrder,
@@ -73,6 +74,13 @@ _CLASSES: tuple[type[Any], ...] = (
     payouts.StatementState,
 )
 REGISTRY: dict[str, type[Any]] = {cls.__name__: cls for cls in _CLASSES}
+
+_GROWN: dict[type[Any], int] = {
+    # class: how many fields its records had before fields (with defaults) were added
+    customers.CustomerState: 6,  # + versions, latest_us (CRM facts by business time)
+    customers.CustomerOrder: 8,  # + placed_on, restated
+    customers.Placements: 3,  # + cancelled_ids, cancelled_us
+}
 """Every type :func:`dumps` accepts, by the tag it writes."""
 
 # Each registered class gets an encoder and a decoder generated from its type annotations
@@ -208,22 +216,46 @@ class _Gen:
 def _generate(cls: type[Any]) -> None:
     gen = _Gen()
     hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
+    fields = dataclasses.fields(cls)
+    names = [f.name for f in fields]
+    # A record written before trailing fields were added to its class is shorter: it
+    # decodes with those fields' defaults (stored states outlive code versions).
+    required = _GROWN.get(cls, len(names))
+    assert all(_has_default(f) for f in fields[required:]), cls
     tag = cls.__name__
     cls_ref = gen.name(cls)
     enc_parts = ", ".join(gen.encode(hints[n], f"o.{n}") for n in names)
     dec_parts = ", ".join(gen.decode(hints[n], f"v[{i + 1}]") for i, n in enumerate(names))
+    dec_short = ", ".join(
+        gen.decode(hints[n], f"v[{i + 1}]") for i, n in enumerate(names[:required])
+    )
     source = (
         f"def encode(o):\n    return [{tag!r}, {enc_parts}]\n"
         f"def decode(v):\n"
-        f"    if len(v) != {len(names) + 1}:\n"
-        f"        _bad('a {tag} record of {len(names)} fields', v)\n"
-        f"    return {cls_ref}({dec_parts})\n"
+        f"    if len(v) == {len(names) + 1}:\n"
+        f"        return {cls_ref}({dec_parts})\n"
+        f"    if {required + 1} <= len(v) < {len(names) + 1}:\n"
+        f"        return _short({cls_ref}, ({dec_short},), v)\n"
+        f"    _bad('a {tag} record of {len(names)} fields', v)\n"
     )
+    gen.names["_short"] = _short
     scope: dict[str, Any] = dict(gen.names)
     exec(compile(source, f"<serde {tag}>", "exec"), scope)
     _ENCODE[cls] = scope["encode"]
     _DECODE[tag] = scope["decode"]
+
+
+def _has_default(f: dataclasses.Field[Any]) -> bool:
+    return f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+
+
+def _short(cls: type[Any], required: tuple[Any, ...], v: list[Any]) -> Any:
+    """Decode a record with fewer fields than ``cls`` has: its required fields are
+    decoded in ``required``; the optional ones it holds are decoded again in full (the
+    slow path, taken only by records older than their class)."""
+    full = _ENCODE[cls](cls(*required))
+    full[: len(v)] = v
+    return _DECODE[cls.__name__](full)
 
 
 for _cls in _CLASSES:

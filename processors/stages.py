@@ -27,7 +27,8 @@ small, by :func:`rep_period_key` (rep, period, currency) of the delta's booked p
 then a ``RepChanged`` is applied to each of that rep's states and a ``PlanPublished`` to
 every state, as for a broadcast. The Kafka key stays the rep_id either way.
 
-Stage outputs (:func:`address`): ``OrderAccepted``/``CreditResolved`` -> order stage;
+Stage outputs (:func:`address`): ``OrderAccepted``/``CreditResolved``/``SnapshotRestated``
+-> order stage;
 ``OrderCancelledNotice`` -> customer stage; ``CommissionDelta`` from the order stage ->
 rep-period stage, which passes it on to ``commission.deltas`` together with its own
 accelerator deltas; ``DeadLetter`` -> the dead-letter topic.
@@ -50,7 +51,7 @@ from .events import (
     RefundIssued,
     RepChanged,
 )
-from .messages import CreditResolved, OrderAccepted, OrderCancelledNotice
+from .messages import CreditResolved, OrderAccepted, OrderCancelledNotice, SnapshotRestated
 from .orders import OrderState
 from .orders import apply as order_apply
 from .plans import PlanBook
@@ -116,14 +117,19 @@ def broadcast_targets(event: Event) -> tuple[str, ...]:
 
 
 def address(
-    out: OrderAccepted | CreditResolved | OrderCancelledNotice | CommissionDelta | DeadLetter,
+    out: OrderAccepted
+    | CreditResolved
+    | SnapshotRestated
+    | OrderCancelledNotice
+    | CommissionDelta
+    | DeadLetter,
 ) -> tuple[str, str]:
     """``(stage, key)`` a stage output is sent to. A ``CommissionDelta`` goes to the
     rep-period stage (which forwards it to ``commission.deltas``); a ``DeadLetter`` to
     :data:`DEAD_LETTERS` keyed by the event id it concerns."""
     if isinstance(out, OrderAccepted):
         return ORDER_STAGE, out.order.order_id
-    if isinstance(out, CreditResolved):
+    if isinstance(out, CreditResolved | SnapshotRestated):
         return ORDER_STAGE, out.order_id
     if isinstance(out, OrderCancelledNotice):
         return CUSTOMER_STAGE, out.customer_id

@@ -13,9 +13,15 @@ of the customer's or the period's whole history.
   (``CustomerState.active_us``, for "earlier orders in the 365 days before placed_at").
   They are stored in *placement buckets* of :data:`BUCKET_US` (30 days) each, an entry
   per bucket mapping order id to instant: an ``OrderPlaced`` reads the 13-14 buckets its
-  year covers, a cancellation its order's bucket, anything else none. The head keeps no
-  instants (a head written before this layout keeps its own, which only shrink), so it
-  no longer grows with the customer's orders.
+  year covers, a cancellation its order's bucket. The head keeps no instants (a head
+  written before this layout keeps its own, which only shrink), so it no longer grows
+  with the customer's orders. A bucket also lists its cancelled orders: a new
+  ``CustomerChanged`` reads the buckets from its date to the customer's latest
+  placement, and the entries of the orders placed there, which it may restate (CRM facts
+  count by business time, :mod:`processors.customers`); a CRM record dated now reads one
+  bucket. Orders placed before buckets existed, or cancelled before buckets listed
+  cancelled orders, are not found that way (a deployment started before then keeps the
+  facts they were accepted with).
 
 Stored whole, both were rewritten on every message: for a customer with hundreds of
 orders that is tens of kilobytes per order (bench/RESULTS.md). The stage functions are
@@ -67,6 +73,7 @@ __all__ = [
     "ENTRY_MARK",
     "apply_customer",
     "apply_rep",
+    "crm_buckets",
     "customer_join",
     "customer_needs",
     "customer_split",
@@ -80,9 +87,12 @@ _NO_ORDERS: PMap[str, CustomerOrder] = PMap()
 _NOTHING_APPLIED: PMap[str, tuple[CommissionDelta, ...]] = PMap()
 
 
-def customer_needs(head: CustomerState | None, message: CustomerMessage) -> tuple[str, ...]:
+def customer_needs(
+    head: CustomerState | None, message: CustomerMessage, placed_since: tuple[str, ...] = ()
+) -> tuple[str, ...]:
     """The order ids whose entries the customer stage reads to apply ``message``, less
-    those in the head's journal."""
+    those in the head's journal. For a new ``CustomerChanged``, ``placed_since`` are the
+    orders placed at or after its date (:func:`crm_buckets`): it may restate them."""
     if head is None:
         return ()
     wanted: tuple[str, ...] = ()
@@ -94,8 +104,23 @@ def customer_needs(head: CustomerState | None, message: CustomerMessage) -> tupl
                 wanted = order_ids
                 break
         else:
-            wanted = head.uncredited if message.owner_rep_id else ()
-    return tuple(oid for oid in wanted if oid not in head.orders)
+            wanted = placed_since + (head.uncredited if message.owner_rep_id else ())
+    return tuple(dict.fromkeys(oid for oid in wanted if oid not in head.orders))
+
+
+def crm_buckets(head: CustomerState | None, message: CustomerMessage) -> tuple[int, ...]:
+    """The placement buckets holding the orders a new CRM record may restate (those placed
+    at or after its date): from its date's bucket to the latest placement's (a head
+    stored before ``latest_us`` was kept: a year of buckets)."""
+    if head is None or not isinstance(message, CustomerChanged):
+        return ()
+    if any(event_id == message.event_id for event_id, _ in head.changes):
+        return ()  # read again: it re-emits what it emitted
+    since = instant_us(message.occurred_at)
+    latest = head.latest_us if head.latest_us else since + YEAR_US
+    if latest < since:
+        return ()
+    return tuple(range(since // BUCKET_US, latest // BUCKET_US + 1))
 
 
 def customer_join(
@@ -256,8 +281,15 @@ def apply_customer(
     outputs."""
     raw = get(key)
     head: CustomerState | None = None if raw is None else serde.loads(raw)
+    placed_since: list[str] = []
+    for bucket_id in crm_buckets(head, message):
+        raw = get(entry_key(key, bucket_item(bucket_id)))
+        if raw is not None:
+            assert isinstance(message, CustomerChanged)
+            bucket: Placements = serde.loads(raw)
+            placed_since += bucket.placed_from(instant_us(message.occurred_at))
     loaded: dict[str, CustomerOrder] = {}
-    for order_id in customer_needs(head, message):
+    for order_id in customer_needs(head, message, tuple(placed_since)):
         raw = get(entry_key(key, order_id))
         if raw is not None:
             loaded[order_id] = serde.loads(raw)

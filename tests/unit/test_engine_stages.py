@@ -7,7 +7,13 @@ from decimal import Decimal
 
 from processors import customers, orders, reps
 from processors.events import CommissionDelta, Credit, DeadLetter, DeltaKind, RepChanged
-from processors.messages import CreditResolved, OrderAccepted, OrderCancelledNotice, RepFacts
+from processors.messages import (
+    CreditResolved,
+    OrderAccepted,
+    OrderCancelledNotice,
+    RepFacts,
+    SnapshotRestated,
+)
 from processors.plans import PlanBook, plan_from_event
 
 from .test_scenarios_kit import (
@@ -81,18 +87,58 @@ def test_customer_stage_uncredited_then_resolved_and_replayed() -> None:
     state, out = customers.apply(None, order("o1", [line("l1", 1, 10)], rep_id=None), REPS)
     assert isinstance(out[0], OrderAccepted) and out[0].credits == ()
     assert state.uncredited == ("o1",)
-    change = customer("cust-1", owner="rep-1", event_id="crm-1")
+    # the customer's first CRM record, dated after the order: it credits the order
+    change = customer("cust-1", owner="rep-1", event_id="crm-1", at="2026-11-12T00:00:00Z")
     state2, out = customers.apply(state, change, REPS)
     (resolved,) = out
     assert isinstance(resolved, CreditResolved)
     assert resolved.event_id == "crm-1" and resolved.reps[0].team_id == "team-a"
-    assert state2.uncredited == ()
+    # still listed: a CRM record dated between the order and this one may yet arrive
+    assert state2.uncredited == ("o1",)
     # replaying the CRM change re-emits the same resolution; nothing changes
     state3, out = customers.apply(state2, change, REPS)
     assert state3 is state2 and out == [resolved]
     # a later owner change credits nothing again
-    _, out = customers.apply(state2, customer("cust-1", owner="rep-2"), REPS)
+    later = customer("cust-1", owner="rep-2", at="2026-11-20T00:00:00Z")
+    _, out = customers.apply(state2, later, REPS)
     assert out == []
+
+
+def test_customer_stage_takes_crm_facts_as_of_placed_at_whatever_arrives_first() -> None:
+    """A CRM record dated before an order but read after it (another topic) restates the
+    order's facts and owner credit; records dated after it change nothing."""
+    placed = order("o1", [line("l1", 1, 10)], rep_id=None)  # 2026-11-10T10:00
+    state, out = customers.apply(None, placed, REPS)
+    assert out[0].credits == () and not out[0].customer.known
+    first = customer("cust-1", owner="rep-1", tier="B", at="2026-11-01T00:00:00Z", event_id="c1")
+    state, out = customers.apply(state, first, REPS)
+    (restated,) = out
+    assert isinstance(restated, SnapshotRestated)
+    assert restated.customer.known and restated.customer.tier == "B"
+    assert restated.credits == (Credit("rep-1", D("1")),) and restated.credit_source == "owner"
+    assert state.uncredited == ()
+    again, out = customers.apply(state, first, REPS)  # read again: the same message
+    assert again is state and out == [restated]
+    # dated after the order: no effect on it
+    after = customer("cust-1", owner="rep-2", tier="C", at="2026-11-11T00:00:00Z")
+    state_after, out = customers.apply(state, after, REPS)
+    assert out == [] and state_after.facts == after
+    # dated between the first record and the order: the order's facts are now these
+    between = customer("cust-1", owner="rep-2", tier="A", at="2026-11-05T00:00:00Z")
+    state, out = customers.apply(state_after, between, REPS)
+    (moved,) = out
+    assert isinstance(moved, SnapshotRestated) and moved.customer.tier == "A"
+    assert moved.credits == (Credit("rep-2", D("1")),)
+    # a record older than the one in effect changes nothing
+    older = customer("cust-1", owner="rep-1", tier="C", at="2026-10-01T00:00:00Z")
+    _, out = customers.apply(state, older, REPS)
+    assert out == []
+    # an order placed now reads the facts in effect at its own placed_at
+    _, out = customers.apply(state, order("o2", [line("l1", 1, 10)], rep_id=None), REPS)
+    assert out[0].customer.tier == "A" and out[0].credits == (Credit("rep-2", D("1")),)
+    late_order = order("o3", [line("l1", 1, 10)], rep_id=None, placed_at="2026-11-12T00:00:00Z")
+    _, out = customers.apply(state, late_order, REPS)
+    assert out[0].customer.tier == "C" and out[0].credits == (Credit("rep-2", D("1")),)
 
 
 def test_customer_stage_refuses_an_order_id_placed_twice() -> None:
