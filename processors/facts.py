@@ -31,7 +31,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from .customers import CustomerState, instant_us
-from .events import RepChanged
+from .events import CommissionDelta, RepChanged
 from .money import ONE, ZERO
 from .orders import OrderState
 from .rules import line_revenue
@@ -218,7 +218,12 @@ def order_fact(state: OrderState | None) -> OrderFact | None:
         )
         for i, ln in enumerate(order.lines)
     )
-    version = 1 + len(state.movements) + (1 if state.credit_resolved_by is not None else 0)
+    version = (
+        1
+        + len(state.movements)
+        + (1 if state.credit_resolved_by is not None else 0)
+        + _restatements(state)
+    )
     return OrderFact(
         order.order_id,
         order.customer_id,
@@ -239,6 +244,18 @@ def order_fact(state: OrderState | None) -> OrderFact | None:
         snap.orders_365d,
         lines,
         version,
+    )
+
+
+def _restatements(state: OrderState) -> int:
+    """How many CRM restatements the order took (each may change its facts and credit,
+    so each raises the fact's version): the order stage records every one in
+    ``emitted``, without outputs or with adjustments caused by the CRM record."""
+    return sum(
+        1
+        for _, outs in state.emitted
+        if not outs
+        or (isinstance(outs[0], CommissionDelta) and outs[0].cause_event_type == "CustomerChanged")
     )
 
 
