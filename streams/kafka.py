@@ -32,8 +32,13 @@ def topic_specs(settings: Settings) -> dict[str, tuple[int, dict[str, str]]]:
     n = settings.partitions
     compact = {"cleanup.policy": "compact"}
     keep = {"retention.ms": "-1"}  # events are the source of truth for replay
+    # CRM facts count by business time: a record superseded by a later one still governs
+    # the orders placed before that one, so the worker must read it; compaction keeps
+    # every record for a week (a worker further behind than that would miss superseded
+    # records, and its table changelog has every record it read)
+    crm = {**compact, "min.compaction.lag.ms": str(7 * 24 * 3600 * 1000)}
     return {
-        t.customers: (n, compact),
+        t.customers: (n, crm),
         t.reps: (1, compact),
         t.orders: (n, keep),
         t.payments: (n, keep),
