@@ -83,6 +83,8 @@ class CustomerOrder:
     resolved: CreditResolved | None = None
     placed_on: date | None = None  # placed_at's calendar date as written (for tenure)
     restated: SnapshotRestated | None = None  # the latest restatement, for re-emission
+    cancelled_at_us: int | None = None  # when it was cancelled (None: not, or unknown)
+    touched: tuple[str, ...] = ()  # orders its placement or cancellation restated
 
     def effective_credits(self) -> tuple[tuple[Credit, ...], tuple[RepFacts, ...]]:
         """The credits (and their reps' facts) the order stage holds for the order."""
@@ -95,14 +97,16 @@ class CustomerOrder:
 class Placements:
     """One placement bucket of a customer stored on its own (processors.storage): the
     orders not cancelled placed in it and their placement instants (two parallel tuples,
-    each order id once: cheaper to read than a map), and likewise its cancelled orders
-    (a late CRM record restates those too)."""
+    each order id once: cheaper to read than a map), and its cancelled orders with their
+    placement and cancellation instants (the count of earlier orders takes an order
+    cancelled after a placement; a late CRM record restates cancelled orders too)."""
 
     bucket: int
     order_ids: tuple[str, ...]
     instants: tuple[int, ...]
     cancelled_ids: tuple[str, ...] = ()
     cancelled_us: tuple[int, ...] = ()
+    cancelled_at_us: tuple[int, ...] = ()
 
     def with_order(self, order_id: str, placed_us: int) -> Placements:
         if order_id in self.order_ids or order_id in self.cancelled_ids:
@@ -111,7 +115,7 @@ class Placements:
             self, order_ids=(*self.order_ids, order_id), instants=(*self.instants, placed_us)
         )
 
-    def without_order(self, order_id: str) -> Placements:
+    def without_order(self, order_id: str, cancelled_at_us: int) -> Placements:
         """The bucket with ``order_id`` moved to the cancelled orders."""
         if order_id not in self.order_ids:
             return self
@@ -122,14 +126,27 @@ class Placements:
             self.instants[:i] + self.instants[i + 1 :],
             (*self.cancelled_ids, order_id),
             (*self.cancelled_us, self.instants[i]),
+            (*self.cancelled_at_us, cancelled_at_us),
         )
 
-    def placed_from(self, since_us: int) -> list[str]:
-        """The ids of the bucket's orders, cancelled or not, placed at or after
-        ``since_us``."""
-        out = [o for o, t in zip(self.order_ids, self.instants, strict=True) if t >= since_us]
-        pairs = zip(self.cancelled_ids, self.cancelled_us, strict=True)
-        return out + [o for o, t in pairs if t >= since_us]
+    def recancelled(self, order_id: str, cancelled_at_us: int) -> Placements:
+        """The bucket with the cancellation instant of ``order_id`` moved (earlier)."""
+        if order_id not in self.cancelled_ids:
+            return self
+        i = self.cancelled_ids.index(order_id)
+        at = self.cancelled_at_us
+        return replace(self, cancelled_at_us=(*at[:i], cancelled_at_us, *at[i + 1 :]))
+
+    def placed_in(self, low_us: int, high_us: int) -> list[str]:
+        """The ids of the bucket's orders, cancelled or not, placed in [low, high]."""
+        pairs = zip(self.order_ids, self.instants, strict=True)
+        out = [o for o, t in pairs if low_us <= t <= high_us]
+        cancelled = zip(self.cancelled_ids, self.cancelled_us, strict=True)
+        return out + [o for o, t in cancelled if low_us <= t <= high_us]
+
+    def cancelled_pairs(self) -> list[tuple[int, int]]:
+        """(placement, cancellation) instants of the bucket's cancelled orders."""
+        return list(zip(self.cancelled_us, self.cancelled_at_us, strict=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +161,8 @@ class CustomerState:
     first owner set after it, or credited to it: a CRM record read later may be an
     earlier one); ``changes`` the CRM event ids applied, with the orders each one
     credited or restated (for re-emission); ``latest_us`` the latest placement instant
-    (0: unknown)."""
+    (0: unknown); ``cancelled_pairs`` the sorted (placement, cancellation) instants of
+    the cancelled orders (an order cancelled after another's placement counts for it)."""
 
     customer_id: str
     facts: CustomerChanged | None = None
@@ -154,6 +172,7 @@ class CustomerState:
     changes: tuple[tuple[str, tuple[str, ...]], ...] = ()
     versions: tuple[CustomerChanged, ...] = ()
     latest_us: int = 0
+    cancelled_pairs: tuple[tuple[int, int], ...] = ()
 
 
 def versions_of(state: CustomerState) -> tuple[CustomerChanged, ...]:
@@ -197,9 +216,24 @@ def _owner_for(versions: tuple[CustomerChanged, ...], placed_us: int) -> str | N
     return None
 
 
-def _snapshot(state: CustomerState, order: OrderPlaced, placed_us: int) -> CustomerSnapshot:
+def earlier_orders(state: CustomerState, placed_us: int) -> int:
+    """The customer's orders placed in the 365 days before ``placed_us`` (strictly
+    before) and not cancelled at that instant (a cancellation at the same instant
+    excludes), by business time."""
     times = state.active_us
-    earlier = bisect_left(times, placed_us) - bisect_left(times, placed_us - YEAR_US)
+    low = placed_us - YEAR_US
+    earlier = bisect_left(times, placed_us) - bisect_left(times, low)
+    pairs = state.cancelled_pairs
+    i = bisect_left(pairs, (low, -(2**63)))
+    while i < len(pairs) and pairs[i][0] < placed_us:
+        if pairs[i][1] > placed_us:
+            earlier += 1
+        i += 1
+    return earlier
+
+
+def _snapshot(state: CustomerState, order: OrderPlaced, placed_us: int) -> CustomerSnapshot:
+    earlier = earlier_orders(state, placed_us)
     facts = _as_of(versions_of(state), placed_us)
     return _facts_snapshot(order.customer_id, facts, order.placed_at.date(), earlier)
 
@@ -260,7 +294,7 @@ def _place(
     existing = state.orders.get(order.order_id)
     if existing is not None:
         if existing.event_id == order.event_id:
-            return state, [_accepted(order, existing)]
+            return state, [_accepted(order, existing), *_again(state, existing.touched)]
         letter = DeadLetter(
             "conflict.order_exists",
             f"order {order.order_id} was already placed by event {existing.event_id}",
@@ -285,6 +319,25 @@ def _place(
         facts = _sole_facts(rep_facts(credits[0].rep_id, reps))
     else:
         facts = tuple([rep_facts(c.rep_id, reps) for c in credits])
+    # the orders placed after this one in its year that were accepted before it now
+    # count it among their earlier orders
+    orders = state.orders
+    out: list[CustomerOutput] = [OrderAccepted(order, snapshot, credits, facts, source)]
+    touched: list[str] = []
+    if state.latest_us > placed_us:
+        for oid in _placed_in(state, placed_us + 1, placed_us + YEAR_US):
+            msg = _recount(
+                orders[oid],
+                oid,
+                state.customer_id,
+                +1,
+                order.event_id,
+                order.occurred_at,
+                "OrderPlaced",
+            )
+            orders = orders.set(oid, _with_restatement(orders[oid], msg))
+            out.append(msg)
+            touched.append(oid)
     rec = CustomerOrder(
         order.event_id,
         placed_us,
@@ -295,12 +348,15 @@ def _place(
         source,
         None,
         order.placed_at.date(),
+        None,
+        None,
+        tuple(touched),
     )
     active = list(state.active_us)
     insort(active, placed_us)
     new = replace(
         state,
-        orders=state.orders.set(order.order_id, rec),
+        orders=orders.set(order.order_id, rec),
         active_us=tuple(active),
         uncredited=(
             (*state.uncredited, order.order_id)
@@ -309,7 +365,68 @@ def _place(
         ),
         latest_us=max(state.latest_us, placed_us),
     )
-    return new, [OrderAccepted(order, snapshot, credits, facts, source)]
+    return new, out
+
+
+def _placed_in(state: CustomerState, low_us: int, high_us: int) -> list[str]:
+    """The ids of the customer's orders in ``state`` placed in [low, high], sorted."""
+    return sorted(oid for oid, rec in state.orders.items() if low_us <= rec.placed_us <= high_us)
+
+
+def _again(state: CustomerState, order_ids: tuple[str, ...]) -> list[CustomerOutput]:
+    """The restatements to send again for ``order_ids``: each order's latest."""
+    out: list[CustomerOutput] = []
+    for oid in order_ids:
+        rec = state.orders.get(oid)
+        if rec is not None and rec.restated is not None:
+            out.append(rec.restated)
+    return out
+
+
+def _recount(
+    rec: CustomerOrder,
+    order_id: str,
+    customer_id: str,
+    step: int,
+    cause_id: str,
+    cause_at: datetime,
+    cause_type: str,
+) -> SnapshotRestated:
+    """Order ``order_id`` with one earlier order more (``step`` 1: placed before it,
+    read after it) or fewer (-1: cancelled before it, the cancellation read after it)."""
+    credits, rep_list = rec.effective_credits()
+    source = rec.credit_source
+    if source == "none" and credits:
+        source = "owner"
+    customer = replace(rec.customer, orders_365d=rec.customer.orders_365d + step)
+    return SnapshotRestated(
+        cause_id,
+        cause_at,
+        cause_type,
+        order_id,
+        customer_id,
+        customer,
+        credits,
+        rep_list,
+        source,
+        _next_version(rec),
+    )
+
+
+def _next_version(rec: CustomerOrder) -> int:
+    return 1 if rec.restated is None else rec.restated.version + 1
+
+
+def _with_restatement(rec: CustomerOrder, msg: SnapshotRestated) -> CustomerOrder:
+    return replace(
+        rec,
+        customer=msg.customer,
+        credits=msg.credits,
+        reps=msg.reps,
+        credit_source=msg.credit_source,
+        resolved=None,
+        restated=msg,
+    )
 
 
 def _crm(
@@ -352,15 +469,7 @@ def _crm(
         if isinstance(msg, CreditResolved):
             rec = replace(rec, resolved=msg)
         else:
-            rec = replace(
-                rec,
-                customer=msg.customer,
-                credits=msg.credits,
-                reps=msg.reps,
-                credit_source=msg.credit_source,
-                resolved=None,
-                restated=msg,
-            )
+            rec = _with_restatement(rec, msg)
         orders = orders.set(oid, rec)
         out.append(msg)
         touched.append(oid)
@@ -416,12 +525,14 @@ def _restated(
     return SnapshotRestated(
         event.event_id,
         event.occurred_at,
+        "CustomerChanged",
         order_id,
         customer_id,
         snapshot,
         credits,
         rep_list,
         source,
+        _next_version(rec),
     )
 
 
@@ -429,20 +540,54 @@ def _cancelled(
     state: CustomerState, notice: OrderCancelledNotice
 ) -> tuple[CustomerState, list[CustomerOutput]]:
     rec = state.orders.get(notice.order_id)
-    if rec is None or rec.cancelled:
+    if rec is None:
         return state, []
+    cancelled_us = instant_us(notice.cancelled_at)
+    earlier = rec.cancelled_at_us is not None and cancelled_us < rec.cancelled_at_us
+    if rec.cancelled and not earlier:  # read again: what its first reading restated
+        return state, _again(state, rec.touched)
     active = list(state.active_us)
-    i = bisect_left(active, rec.placed_us)
-    if i < len(active) and active[i] == rec.placed_us:
-        del active[i]
-    return (
-        replace(
-            state,
-            orders=state.orders.set(notice.order_id, replace(rec, cancelled=True)),
-            active_us=tuple(active),
-        ),
-        [],
+    pairs = list(state.cancelled_pairs)
+    high = rec.placed_us + YEAR_US
+    if rec.cancelled:  # a cancellation dated before the one known (read after it)
+        assert rec.cancelled_at_us is not None
+        if (rec.placed_us, rec.cancelled_at_us) in pairs:
+            pairs.remove((rec.placed_us, rec.cancelled_at_us))
+        high = min(high, rec.cancelled_at_us - 1)
+    else:
+        i = bisect_left(active, rec.placed_us)
+        if i < len(active) and active[i] == rec.placed_us:
+            del active[i]
+    insort(pairs, (rec.placed_us, cancelled_us))
+    # the orders placed after it in its year, at or after the cancellation, that were
+    # accepted before the cancellation was known counted it: they no longer do
+    orders = state.orders
+    out: list[CustomerOutput] = []
+    touched = list(rec.touched)
+    low = max(rec.placed_us + 1, cancelled_us)
+    if state.latest_us >= low:
+        for oid in _placed_in(state, low, high):
+            msg = _recount(
+                orders[oid],
+                oid,
+                state.customer_id,
+                -1,
+                notice.event_id,
+                notice.cancelled_at,
+                "OrderCancelled",
+            )
+            orders = orders.set(oid, _with_restatement(orders[oid], msg))
+            out.append(msg)
+            if oid not in touched:
+                touched.append(oid)
+    done = replace(rec, cancelled=True, cancelled_at_us=cancelled_us, touched=tuple(touched))
+    new = replace(
+        state,
+        orders=orders.set(notice.order_id, done),
+        active_us=tuple(active),
+        cancelled_pairs=tuple(pairs),
     )
+    return new, out
 
 
 def apply(

@@ -12,6 +12,7 @@ once.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
@@ -68,6 +69,7 @@ class Engine:
         self._dead: list[DeadLetter] = []
         self._dead_keys: set[tuple[str, str]] = set()
         self._totals: dict[tuple[str, str, str], Decimal] = {}
+        self._notices: deque[OrderCancelledNotice] = deque()
 
     # ------------------------------------------------------------------ reading
 
@@ -131,6 +133,13 @@ class Engine:
 
     def process(self, event: Event) -> list[Output]:
         """Route one event through the stages; return the new deltas and dead letters."""
+        out = self._process(event)
+        while self._notices:
+            notice = self._notices.popleft()
+            self._to_customer(notice.customer_id, notice, out)
+        return out
+
+    def _process(self, event: Event) -> list[Output]:
         out: list[Output] = []
         letter = validate_event(event)
         if letter is not None:
@@ -169,7 +178,10 @@ class Engine:
         elif isinstance(o, CreditResolved | SnapshotRestated):
             self._to_order(o.order_id, o, out)
         elif isinstance(o, OrderCancelledNotice):
-            self._to_customer(o.customer_id, o, out)
+            # the one message that flows back (order -> customer stage): delivered after
+            # the outputs already on their way, as the worker's topics deliver them, not
+            # in the middle of routing the customer stage's own outputs
+            self._notices.append(o)
         elif isinstance(o, DeadLetter):
             self._dead_letter(o, out)
         else:  # pragma: no cover - the stages' output types are closed

@@ -31,7 +31,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from .customers import CustomerState, instant_us
-from .events import CommissionDelta, RepChanged
+from .events import CommissionDelta, DeltaKind, RepChanged
 from .money import ONE, ZERO
 from .orders import OrderState
 from .rules import line_revenue
@@ -248,14 +248,18 @@ def order_fact(state: OrderState | None) -> OrderFact | None:
 
 
 def _restatements(state: OrderState) -> int:
-    """How many CRM restatements the order took (each may change its facts and credit,
-    so each raises the fact's version): the order stage records every one in
-    ``emitted``, without outputs or with adjustments caused by the CRM record."""
+    """How many restatements of its snapshot the order took (each may change its facts
+    and credit, so each raises the fact's version): the order stage records every one in
+    ``emitted``, without outputs or with adjustments that no plan publication caused."""
     return sum(
         1
         for _, outs in state.emitted
         if not outs
-        or (isinstance(outs[0], CommissionDelta) and outs[0].cause_event_type == "CustomerChanged")
+        or (
+            isinstance(outs[0], CommissionDelta)
+            and outs[0].kind is DeltaKind.ADJUSTMENT
+            and outs[0].cause_event_type != "PlanPublished"
+        )
     )
 
 

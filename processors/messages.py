@@ -116,24 +116,30 @@ class CreditResolved:
 
 @dataclass(frozen=True, slots=True)
 class SnapshotRestated:
-    """An accepted order's CRM facts or owner credit as of its ``placed_at`` changed,
-    because a CRM record dated at or before the order reached the customer stage after
-    it: customer stage -> order stage (key ``order_id``).
+    """An accepted order's snapshot as of its ``placed_at`` changed because an input
+    dated before it reached the customer stage after it: a CRM record (its facts or owner
+    credit), or another order of the customer placed or cancelled before it (its count of
+    earlier orders): customer stage -> order stage (key ``order_id``).
 
-    ``event_id``/``occurred_at`` are those of that CustomerChanged event; ``customer``,
-    ``credits``, ``reps`` and ``credit_source`` replace the order's. The order stage
-    books, per rep and period, the difference between what the order earns with the new
-    facts and with the old ones (docs/semantics-decisions.md, "CRM facts by business
-    time")."""
+    ``event_id``/``occurred_at``/``cause_type`` are those of that CustomerChanged,
+    OrderPlaced or OrderCancelled event; ``customer``, ``credits``, ``reps`` and
+    ``credit_source`` replace the order's. The order stage books, per rep and period, the
+    difference between what the order earns with the new snapshot and with the old one
+    (docs/semantics-decisions.md, "The customer's facts count by business time").
+    ``version`` numbers an order's restatements: each carries the whole view, so one that
+    reaches the order stage after a newer one (the in-memory engine routes depth first)
+    changes nothing."""
 
     event_id: str
     occurred_at: datetime
+    cause_type: str
     order_id: str
     customer_id: str
     customer: CustomerSnapshot
     credits: tuple[Credit, ...]
     reps: tuple[RepFacts, ...]
     credit_source: str
+    version: int  # 1, 2, ... per order: the order stage applies a newer one only
 
 
 @dataclass(frozen=True, slots=True)

@@ -136,6 +136,7 @@ class OrderState:
     pending_credit: CreditResolved | None = None
     credit_resolved_by: str | None = None
     emitted: tuple[tuple[str, tuple[OrderOutput, ...]], ...] = ()
+    restated_version: int = 0  # the version of the latest restatement applied
 
 
 def earned_part(
@@ -623,7 +624,12 @@ def _move(
     if accepted is None:
         return _record(state, event.event_id, [], movements=movements), []
     out: list[OrderOutput] = []
-    if mv.event_type == CANCEL_TYPE and not state.cancelled:
+    if mv.event_type == CANCEL_TYPE and (
+        not state.cancelled
+        or mv.at < min(m.at for m in state.movements if m.event_type == CANCEL_TYPE)
+    ):
+        # the first cancellation, or one dated before it (read later): the customer stage
+        # counts the order among earlier orders until its earliest cancellation
         order = accepted.order
         out.append(OrderCancelledNotice(mv.event_id, order.order_id, order.customer_id, mv.at))
     paid, refunded, cancelled = _after(mv, state.paid, state.refunded, state.cancelled)
@@ -728,7 +734,8 @@ def _restated(
     new_accepted = OrderAccepted(
         accepted.order, msg.customer, msg.credits, msg.reps, msg.credit_source
     )
-    if new_accepted == accepted:
+    if new_accepted == accepted or msg.version <= state.restated_version:
+        # the same view, or an older one than applied: recorded, nothing to book
         return replace(state, emitted=(*state.emitted, (msg.event_id, ()))), []
     movements = _in_time_order(state.movements)
     total = state.total
@@ -776,7 +783,7 @@ def _restated(
                     current,
                     plan,
                     new_accepted,
-                    _Cause(msg.event_id, "CustomerChanged", at),
+                    _Cause(msg.event_id, msg.cause_type, at),
                     current.earned + e1 - e0,
                     current.revenue_base + b1 - b0,
                     f1,
@@ -795,7 +802,11 @@ def _restated(
                 )
         if new is not None:
             ledgers.append(current)
-    changes: dict[str, Any] = {"accepted": new_accepted, "ledgers": tuple(ledgers)}
+    changes: dict[str, Any] = {
+        "accepted": new_accepted,
+        "ledgers": tuple(ledgers),
+        "restated_version": msg.version,
+    }
     if msg.credits and not state.ledgers:
         changes["credit_resolved_by"] = msg.event_id
     # recorded even without outputs: a restatement read again after a later one must not

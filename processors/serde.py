@@ -77,9 +77,10 @@ REGISTRY: dict[str, type[Any]] = {cls.__name__: cls for cls in _CLASSES}
 
 _GROWN: dict[type[Any], int] = {
     # class: how many fields its records had before fields (with defaults) were added
-    customers.CustomerState: 6,  # + versions, latest_us (CRM facts by business time)
-    customers.CustomerOrder: 8,  # + placed_on, restated
-    customers.Placements: 3,  # + cancelled_ids, cancelled_us
+    customers.CustomerState: 6,  # + versions, latest_us, cancelled_pairs (business time)
+    customers.CustomerOrder: 8,  # + placed_on, restated, cancelled_at_us, touched
+    customers.Placements: 3,  # + cancelled_ids, cancelled_us, cancelled_at_us
+    orders.OrderState: 11,  # + restated_version
 }
 """Every type :func:`dumps` accepts, by the tag it writes."""
 

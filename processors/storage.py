@@ -50,7 +50,7 @@ read again before it was applied before and re-emits what it stored.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -229,16 +229,80 @@ def bucket_item(bucket: int) -> str:
 
 def buckets_needed(joined: CustomerState | None, message: CustomerMessage) -> tuple[int, ...]:
     """The placement buckets the customer stage reads to apply ``message`` to ``joined``
-    (the head with the order entries it needs): an order's year before its placement and
-    its own bucket; a cancellation, its order's bucket; nothing else."""
+    (the head with the order entries it needs): a new order's year before its placement,
+    its own bucket and, when the customer has orders placed after it, the buckets of those
+    in its year after it (they may count it now); a new cancellation, its order's bucket
+    and the buckets of the orders placed after it and after the cancellation in its year
+    (they may no longer count it); nothing else."""
+    if joined is None:
+        return ()
     if isinstance(message, OrderPlaced):
+        if message.order_id in joined.orders:
+            return ()  # read again, or a conflict: no count changes
         placed = instant_us(message.placed_at)
-        return tuple(range((placed - YEAR_US) // BUCKET_US, placed // BUCKET_US + 1))
-    if isinstance(message, OrderCancelledNotice) and joined is not None:
+        high = max(placed, min(joined.latest_us, placed + YEAR_US))
+        return tuple(range((placed - YEAR_US) // BUCKET_US, high // BUCKET_US + 1))
+    if isinstance(message, OrderCancelledNotice):
         rec = joined.orders.get(message.order_id)
-        if rec is not None and not rec.cancelled:
-            return (rec.placed_us // BUCKET_US,)
+        low, high = _uncounted(rec, message)
+        if rec is None or high < 0:
+            return ()
+        own = rec.placed_us // BUCKET_US
+        high = min(joined.latest_us, high)
+        after = range(low // BUCKET_US, high // BUCKET_US + 1) if high >= low else range(0)
+        return (own, *(b for b in after if b != own))
     return ()
+
+
+def _uncounted(rec: CustomerOrder | None, notice: OrderCancelledNotice) -> tuple[int, int]:
+    """The placement instants [low, high] of the orders that stop counting ``rec``'s order
+    with this cancellation notice; high < 0: none (read again, or no earlier date)."""
+    if rec is None:
+        return 0, -1
+    cancelled = instant_us(notice.cancelled_at)
+    high = rec.placed_us + YEAR_US
+    if rec.cancelled:
+        if rec.cancelled_at_us is None or cancelled >= rec.cancelled_at_us:
+            return 0, -1
+        high = min(high, rec.cancelled_at_us - 1)
+    return max(rec.placed_us + 1, cancelled), high
+
+
+def restated_ids(
+    joined: CustomerState, message: CustomerMessage, buckets: Mapping[int, Placements]
+) -> list[str]:
+    """The orders whose count of earlier orders ``message`` changes, found in the
+    placement ``buckets`` (:func:`buckets_needed`), or, for a message read again, those
+    it restated then: their entries must be read too."""
+    if isinstance(message, OrderPlaced):
+        rec = joined.orders.get(message.order_id)
+        if rec is not None:
+            return list(rec.touched) if rec.event_id == message.event_id else []
+        placed = instant_us(message.placed_at)
+        if joined.latest_us <= placed:
+            return []
+        low, high = placed + 1, placed + YEAR_US
+    elif isinstance(message, OrderCancelledNotice):
+        rec = joined.orders.get(message.order_id)
+        low, high = _uncounted(rec, message)
+        if rec is None or high < 0:
+            return [] if rec is None else list(rec.touched)
+    else:
+        return []
+    found: list[str] = []
+    for bucket in buckets.values():
+        found += bucket.placed_in(low, high)
+    return [oid for oid in found if oid != message.order_id]
+
+
+def _with_buckets(state: CustomerState, buckets: Mapping[int, Placements]) -> CustomerState:
+    """``state`` with the placement and cancellation instants of ``buckets`` joined."""
+    instants = [*state.active_us]
+    pairs = [*state.cancelled_pairs]
+    for bucket in buckets.values():
+        instants.extend(bucket.instants)
+        pairs.extend(bucket.cancelled_pairs())
+    return replace(state, active_us=tuple(sorted(instants)), cancelled_pairs=tuple(sorted(pairs)))
 
 
 def _placements_after(
@@ -254,18 +318,40 @@ def _placements_after(
     order_id = message.order_id if isinstance(message, OrderPlaced | OrderCancelledNotice) else ""
     rec = new.orders.get(order_id) if order_id else None
     old = None if before is None or not order_id else before.orders.get(order_id)
-    if rec is None or (old is not None and old.cancelled == rec.cancelled):
+    if rec is None or old is rec:
         return [], legacy
     bucket_id = rec.placed_us // BUCKET_US
     bucket = buckets.get(bucket_id) or Placements(bucket_id, (), ())
+    if old is not None and old.cancelled and rec.cancelled:  # an earlier cancellation
+        if old.cancelled_at_us == rec.cancelled_at_us or order_id not in bucket.cancelled_ids:
+            return [], legacy
+        return [bucket.recancelled(order_id, rec.cancelled_at_us or 0)], legacy
+    if old is not None and old.cancelled == rec.cancelled:
+        return [], legacy
     if old is None and not rec.cancelled:  # placed now
         return [bucket.with_order(order_id, rec.placed_us)], legacy
     if rec.cancelled and order_id in bucket.order_ids:  # cancelled now
-        return [bucket.without_order(order_id)], legacy
+        return [bucket.without_order(order_id, rec.cancelled_at_us or 0)], legacy
     if rec.cancelled and rec.placed_us in legacy:  # an order placed before buckets
         i = legacy.index(rec.placed_us)
         return [], legacy[:i] + legacy[i + 1 :]
     return [], legacy
+
+
+def _legacy_pairs(
+    head: CustomerState | None, before: CustomerState | None, new: CustomerState
+) -> tuple[tuple[int, int], ...]:
+    """The head's own cancellation pairs after a message: those of a head stored whole,
+    with an order of such a head (not in any bucket) cancelled now, or its cancellation
+    moved to an earlier one."""
+    pairs = () if head is None else head.cancelled_pairs
+    if before is None or head is None or new.cancelled_pairs == before.cancelled_pairs:
+        return pairs
+    removed = set(before.cancelled_pairs) - set(new.cancelled_pairs)
+    added = set(new.cancelled_pairs) - set(before.cancelled_pairs)
+    legacy_us = {*head.active_us, *(p for p, _ in pairs)}
+    kept = [p for p in pairs if p not in removed]
+    return tuple(sorted((*kept, *(p for p in added if p[0] in legacy_us))))
 
 
 def apply_customer(
@@ -287,13 +373,19 @@ def apply_customer(
         if raw is not None:
             assert isinstance(message, CustomerChanged)
             bucket: Placements = serde.loads(raw)
-            placed_since += bucket.placed_from(instant_us(message.occurred_at))
+            placed_since += bucket.placed_in(instant_us(message.occurred_at), 2**63)
     loaded: dict[str, CustomerOrder] = {}
-    for order_id in customer_needs(head, message, tuple(placed_since)):
-        raw = get(entry_key(key, order_id))
-        if raw is not None:
-            loaded[order_id] = serde.loads(raw)
-    state = customer_join(head, loaded)
+
+    def load(order_ids: Iterable[str]) -> dict[str, CustomerOrder]:
+        got: dict[str, CustomerOrder] = {}
+        for order_id in order_ids:
+            raw = get(entry_key(key, order_id))
+            if raw is not None:
+                got[order_id] = serde.loads(raw)
+        loaded.update(got)
+        return got
+
+    state = customer_join(head, load(customer_needs(head, message, tuple(placed_since))))
     buckets: dict[int, Placements] = {}
     if state is not None:
         for bucket_id in buckets_needed(state, message):
@@ -301,20 +393,21 @@ def apply_customer(
             if raw is not None:
                 buckets[bucket_id] = serde.loads(raw)
         if buckets:
-            instants = [*state.active_us]
-            for bucket in buckets.values():
-                instants.extend(bucket.instants)
-            state = replace(state, active_us=tuple(sorted(instants)))
+            state = _with_buckets(state, buckets)
+        more = [o for o in restated_ids(state, message, buckets) if o not in state.orders]
+        if more:
+            state = customer_join(state, load(dict.fromkeys(more)))
     new, outputs = apply(state, message)
     if new is not state and new is not None:
         legacy = () if head is None else head.active_us
+        legacy_pairs = _legacy_pairs(head, state, new)
         changed, legacy = _placements_after(state, new, message, buckets, legacy)
         for bucket in changed:
             put(entry_key(key, bucket_item(bucket.bucket)), serde.dumps(bucket))
         flush, new_head = customer_split(new, head, loaded)
         for order_id, rec in flush.items():
             put(entry_key(key, order_id), serde.dumps(rec))
-        put(key, serde.dumps(replace(new_head, active_us=legacy)))
+        put(key, serde.dumps(replace(new_head, active_us=legacy, cancelled_pairs=legacy_pairs)))
     return new, outputs
 
 

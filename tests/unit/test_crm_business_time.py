@@ -1,7 +1,9 @@
-"""CRM facts count by business time: an order reads the customer's CRM record in effect at
-its ``placed_at``, whichever arrived first (docs/semantics-decisions.md, "CRM facts by
-business time"). Worked cases, then the property: any arrival order of CRM records and
-order events gives every period the totals the business-time order gives."""
+"""The customer's facts count by business time: an order reads the customer's CRM record
+in effect at its ``placed_at`` and counts the customer's orders placed in the year before
+it and not cancelled by then, whichever arrived first (docs/semantics-decisions.md, "The
+customer's facts count by business time"). Worked cases, then the property: any arrival
+order of CRM records and order events gives every period the totals the business-time
+order gives."""
 
 from __future__ import annotations
 
@@ -26,6 +28,14 @@ TIER_RULES = [
     {"id": "b", "when": {"customer_tier": "B"}, "base": "revenue", "rate": "0.07"},
     {"id": "rest", "base": "revenue", "rate": "0.03"},
 ]
+
+
+LOYAL_RULE = {
+    "id": "loyal",
+    "when": {"customer_orders_365d": {"gte": 2}},
+    "base": "revenue",
+    "rate": "0.09",
+}
 
 
 def run(events: list[Event]) -> Engine:
@@ -137,7 +147,7 @@ def crm_worlds(draw: st.DrawFn) -> tuple[list[Event], list[list[Event]], list[Ev
     """(setup, each customer's CRM records and each order's events as separate arrival
     sequences, the business-time order of all of them)."""
     doc = draw(plans())
-    doc["rules"] = TIER_RULES
+    doc["rules"] = [*([LOYAL_RULE] if draw(st.booleans()) else []), *TIER_RULES]
     setup: list[Event] = [
         publish(doc),
         *(rep(r, f"team-{i % 2}", "EMEA") for i, r in enumerate(REPS)),
@@ -158,7 +168,7 @@ def crm_worlds(draw: st.DrawFn) -> tuple[list[Event], list[list[Event]], list[Ev
             )
             sequences.append([record])
             timed.append((at, len(timed), record))
-    for i in range(draw(st.integers(1, 4))):
+    for i in range(draw(st.integers(1, 6))):
         oid = f"o{i}"
         split = draw(st.sampled_from(["owner", "owner", "rep", "half"]))
         at = START + timedelta(days=draw(st.integers(0, 120)), minutes=draw(st.integers(0, 1439)))
@@ -261,3 +271,76 @@ def test_killed_at_random_the_worker_still_ends_where_business_time_does(
         shape.ingest(e)
     shape.run_to_end()
     assert sink_totals(shape.delta_log) == sink_totals(list(run(setup + in_time).deltas))
+
+
+# ------------------------------------------------------------------ earlier orders
+
+COUNT_SETUP: list[Event] = [
+    publish(
+        plan_doc(
+            earn_on="booking",
+            rules=[
+                {
+                    "id": "repeat",
+                    "when": {"customer_orders_365d": {"gte": 1}},
+                    "base": "revenue",
+                    "rate": "0.10",
+                },
+                {"id": "first", "base": "revenue", "rate": "0.05"},
+            ],
+        )
+    ),
+    rep("rep-1", "team-a", "EMEA"),
+]
+
+
+def test_an_earlier_order_read_later_counts_for_the_orders_after_it() -> None:
+    """10% for a customer's repeat orders (one or more earlier orders in the year), 5%
+    for a first order; earned on booking. o1 (1,000.00) on 1 November, o2 (500.00) on
+    10 November: 50.00 + 50.00 in time order. Read o2 first, it earns 25.00 as a first
+    order, then o1 arrives: 50.00 for o1 and a restatement of o2 (+25.00, caused by o1's
+    placement) in November."""
+    o1 = order("o1", [line("l1", 10, 100)], "2026-11-01T09:00:00Z", customer_id="c")
+    o2 = order("o2", [line("l1", 5, 100)], "2026-11-10T09:00:00Z", customer_id="c")
+    expected = {("rep-1", "2026-11"): D("100.00")}
+    assert by_period(run([*COUNT_SETUP, o1, o2])) == expected
+    late = run([*COUNT_SETUP, o2, o1])
+    assert by_period(late) == expected
+    (restated,) = [d for d in late.deltas if d.order_id == "o2" and d.cause_event_id == "placed-o1"]
+    assert (restated.amount, restated.cumulative, restated.kind) == (
+        D("25.00"),
+        D("50.00"),
+        DeltaKind.ADJUSTMENT,
+    )
+
+
+def test_a_cancellation_counts_from_its_own_date_whenever_it_is_read() -> None:
+    """Same plan. o1 (1,000.00) placed on 1 November and cancelled on 5 November: +50.00
+    and −50.00. o2 (500.00) placed on 10 November has no earlier order left: 5%, 25.00.
+    Read before the cancellation, o2 first earns 10% (50.00), and the cancellation
+    restates it to 25.00 (−25.00)."""
+    o1 = order("o1", [line("l1", 10, 100)], "2026-11-01T09:00:00Z", customer_id="c")
+    o2 = order("o2", [line("l1", 5, 100)], "2026-11-10T09:00:00Z", customer_id="c")
+    cxl = cancel("o1", "2026-11-05T00:00:00Z", event_id="cxl-1")
+    expected = {("rep-1", "2026-11"): D("25.00")}
+    assert by_period(run([*COUNT_SETUP, o1, cxl, o2])) == expected
+    late = run([*COUNT_SETUP, o1, o2, cxl])
+    assert by_period(late) == expected
+    (restated,) = [d for d in late.deltas if d.order_id == "o2" and d.cause_event_id == "cxl-1"]
+    assert (restated.amount, restated.cumulative) == (D("-25.00"), D("25.00"))
+
+
+def test_an_earlier_second_cancellation_moves_the_cancellation_date() -> None:
+    """o1 is cancelled twice, on 5 November (cxl-1) and on 2 November (cxl-0); o3 is
+    placed on 3 November. By date o1 is cancelled from 2 November, so o3 has no earlier
+    order (5%: 10.00) and o1 nets 0. Read with cxl-0 last, o3 first counts o1 (10%:
+    20.00) and is restated when cxl-0 moves the cancellation before it."""
+    o1 = order("o1", [line("l1", 10, 100)], "2026-11-01T09:00:00Z", customer_id="c")
+    o3 = order("o3", [line("l1", 2, 100)], "2026-11-03T09:00:00Z", customer_id="c")
+    cxl1 = cancel("o1", "2026-11-05T00:00:00Z", event_id="cxl-1")
+    cxl0 = cancel("o1", "2026-11-02T00:00:00Z", event_id="cxl-0")
+    expected = {("rep-1", "2026-11"): D("10.00")}
+    assert by_period(run([*COUNT_SETUP, o1, cxl0, o3, cxl1])) == expected
+    late = run([*COUNT_SETUP, o1, o3, cxl1, cxl0])
+    assert by_period(late) == expected
+    assert [d.amount for d in late.deltas if d.order_id == "o3"] == [D("20.00"), D("-10.00")]
