@@ -8,18 +8,20 @@ Inputs: ``CustomerChanged`` (CRM), ``OrderPlaced`` and :class:`OrderCancelledNot
 
 For an ``OrderPlaced`` the stage resolves credit (the order's credits, else its rep_id,
 else the customer's owner as of placed_at), freezes the snapshot rules read (the CRM
-facts as of placed_at, tenure at placed_at, the number of the customer's earlier
-non-cancelled orders in the 365 days before placed_at known now, each credited rep's
-facts) and outputs an :class:`OrderAccepted` for the order stage. An order with no
-resolvable rep is remembered as uncredited; a ``CustomerChanged`` that gives it an owner
-outputs a :class:`CreditResolved`.
+facts as of placed_at, tenure at placed_at, the number of the customer's orders placed in
+the 365 days before placed_at and not cancelled by then, each credited rep's facts) and
+outputs an :class:`OrderAccepted` for the order stage. An order with no resolvable rep is
+remembered as uncredited; a ``CustomerChanged`` that gives it an owner outputs a
+:class:`CreditResolved`.
 
-CRM facts count by business time: the stage keeps every CRM record of the customer
-(``versions``, ordered by ``occurred_at`` then event id) and an order reads the latest one
-dated at or before its ``placed_at``, whichever arrived first. A record that arrives
-after orders placed at or after its date (another topic, read later) outputs a
-:class:`SnapshotRestated` for each of them whose facts or owner credit it changes.
-A message applied again re-emits what it emitted the first time and changes nothing.
+The customer's facts count by business time, whichever message arrives first: the stage
+keeps every CRM record of the customer (``versions``, ordered by ``occurred_at`` then
+event id) and an order reads the latest one dated at or before its ``placed_at``; the
+count reads placement and cancellation instants. A message dated before orders already
+accepted (a CRM record, an order or a cancellation read late: they come from other topics
+and partitions) outputs a :class:`SnapshotRestated` for each of them whose snapshot it
+changes. A message applied again re-emits what it emitted the first time and changes
+nothing.
 """
 
 from __future__ import annotations

@@ -125,10 +125,10 @@ class SnapshotRestated:
     OrderPlaced or OrderCancelled event; ``customer``, ``credits``, ``reps`` and
     ``credit_source`` replace the order's. The order stage books, per rep and period, the
     difference between what the order earns with the new snapshot and with the old one
-    (docs/semantics-decisions.md, "The customer's facts count by business time").
+    (docs/semantics-decisions.md, "CRM facts count by business time" and
+    "`customer_orders_365d` ... counts by business time").
     ``version`` numbers an order's restatements: each carries the whole view, so one that
-    reaches the order stage after a newer one (the in-memory engine routes depth first)
-    changes nothing."""
+    reaches the order stage after a newer one changes nothing."""
 
     event_id: str
     occurred_at: datetime

@@ -728,7 +728,7 @@ def _restated(
     arrived after the order): book, per rep and period, what the order earns there with
     the new facts less what it earned with the old, so that every period ends where it
     would have been had the record arrived first (SEMANTICS.md section 2 as decided in
-    docs/semantics-decisions.md, "CRM facts by business time")."""
+    docs/semantics-decisions.md, "CRM facts count by business time")."""
     accepted = state.accepted
     assert accepted is not None
     new_accepted = OrderAccepted(

@@ -1,9 +1,9 @@
 """The customer's facts count by business time: an order reads the customer's CRM record
 in effect at its ``placed_at`` and counts the customer's orders placed in the year before
-it and not cancelled by then, whichever arrived first (docs/semantics-decisions.md, "The
-customer's facts count by business time"). Worked cases, then the property: any arrival
-order of CRM records and order events gives every period the totals the business-time
-order gives."""
+it and not cancelled by then, whichever arrived first (docs/semantics-decisions.md, "CRM
+facts count by business time" and "`customer_orders_365d` ... counts by business
+time"). Worked cases, then the property: any arrival order of CRM records and order
+events gives every period the totals the business-time order gives."""
 
 from __future__ import annotations
 
