@@ -6,9 +6,12 @@ death of one of two workers.
 Starts its own broker under ``var/bench-chaos`` (or uses ``KAFKA_BOOTSTRAP``; then the
 broker restart is skipped), creates a fresh deployment, and:
 
-1. publishes the plan and CRM, starts worker A (stages, sink, API);
-2. publishes the order flow, with the adversarial events of the fuzz test
-   (``tests/integration/test_bad_input.planted``, ~1,050) mixed in at random positions,
+1. publishes the plan (``tests/integration/facts_plan.yaml``: rates by CRM tier and by
+   the count of the customer's earlier orders) and the CRM, starts worker A (stages,
+   sink, API);
+2. publishes the order flow (CRM owner and tier changes among the orders), with the
+   adversarial events of the fuzz test (``tests/integration/test_bad_input.planted``,
+   ~1,050) mixed in at random positions,
    in ``--kills`` + 1 chunks; after each chunk but the last it waits a random 0.5-8 s
    (somewhere mid-processing), SIGKILLs worker A's process group and starts it again; after
    the third kill it restarts the broker; for the last two chunks a second worker B
@@ -53,7 +56,7 @@ from streams.kafka import flush, make_producer
 from streams.routing import event_key, event_topic
 from streams.settings import REPO_ROOT, Settings
 from tests.integration.test_bad_input import planted
-from tests.integration.test_pipeline import generated, n_dimension_events
+from tests.integration.test_pipeline import FACTS_PLAN, generated, n_dimension_events
 from tests.integration.workers import RunningWorker, deployment, free_port, launch, wait_until
 
 EVENTS_PER_ORDER = 2.55  # generated(): placed, payments, refunds, cancellations, CRM
@@ -105,7 +108,9 @@ def main() -> int:
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
 
-    events: list[Event] = generated(orders=int(args.events / EVENTS_PER_ORDER) + 1, seed=args.seed)
+    events: list[Event] = generated(
+        orders=int(args.events / EVENTS_PER_ORDER) + 1, seed=args.seed, plan=FACTS_PLAN
+    )
     bad = planted(events, rng)
     t0 = time.monotonic()
     expected = replay(events).totals()

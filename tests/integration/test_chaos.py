@@ -19,7 +19,7 @@ from comstream.broker import LocalBroker
 from comstream.dlq import read_letters
 from comstream.publish import publish_events
 from comstream.replay import replay
-from tests.integration.test_pipeline import generated, n_dimension_events
+from tests.integration.test_pipeline import FACTS_PLAN, generated, n_dimension_events
 from tests.integration.workers import RunningWorker, deployment, free_port, launch, wait_until
 
 pytestmark = pytest.mark.integration
@@ -49,7 +49,7 @@ def test_kills_and_a_broker_restart_leave_totals_exact(
 ) -> None:
     rng = random.Random(99)
     settings = deployment(kafka_bootstrap, tmp_path)
-    events = generated(orders=600, seed=21)
+    events = generated(orders=600, seed=21, plan=FACTS_PLAN)
     expected = replay(events).totals()
     n_dims = n_dimension_events(events)
     flow = events[n_dims:]
@@ -85,7 +85,7 @@ def test_two_workers_share_the_partitions_and_one_dies(
 ) -> None:
     settings = deployment(kafka_bootstrap, tmp_path / "a", partitions=4)
     helper = replace(settings, data_dir=tmp_path / "b", web_port=free_port(), sink=False)
-    events = generated(orders=400, seed=8)
+    events = generated(orders=400, seed=8, plan=FACTS_PLAN)
     expected = replay(events).totals()
     n_dims = n_dimension_events(events)
     publish_events(events[:n_dims], kafka_bootstrap, settings.topics)

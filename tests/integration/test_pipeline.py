@@ -31,7 +31,10 @@ SIMPLE = REPO / "plans" / "simple.yaml"
 START = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
 
 
-def generated(orders: int, seed: int = 11) -> list[Event]:
+FACTS_PLAN = REPO / "tests" / "integration" / "facts_plan.yaml"
+
+
+def generated(orders: int, seed: int = 11, plan: Path = SIMPLE) -> list[Event]:
     """The plan, the reps and every customer's first CRM record, then the order flow with
     CRM changes (owner and tier) in the middle of it, as upstream systems publish them.
 
@@ -41,7 +44,7 @@ def generated(orders: int, seed: int = 11) -> list[Event]:
     """
     stream = DemoStream(seed=seed, reps=12, customers=80)
     flow = list(stream.events(simulated_clock(START, timedelta(minutes=3)), orders=orders))
-    events: list[Event] = [plan_event(SIMPLE, START - timedelta(days=1))]
+    events: list[Event] = [plan_event(plan, START - timedelta(days=1))]
     events += stream.dimensions(START)
     events += flow
     return events
@@ -77,6 +80,31 @@ def test_stream_totals_equal_replay_to_the_cent(kafka_bootstrap: str, tmp_path: 
         assert len(board["rows"]) == 5
         top = max(v for (_, p, _), v in expected.items() if p == "2026-11")
         assert Decimal(board["rows"][0]["commission"]) == top
+    finally:
+        worker.stop()
+
+
+def test_customer_facts_race_orders_and_totals_still_equal_replay(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """A plan that reads the CRM tier and the count of the customer's earlier orders, the
+    whole flow published at once (CRM changes among the orders): the worker reads topics
+    and partitions in its own order, and counts both by business time, as the replay
+    does in file order."""
+    settings = deployment(kafka_bootstrap, tmp_path)
+    events = generated(orders=500, seed=17, plan=FACTS_PLAN)
+    expected = replay(events).totals()
+    rules = {t.rule_id for d in replay(events).deltas for t in d.lines}
+    assert {"key-account", "repeat", "other"} <= rules
+    n_dims = n_dimension_events(events)
+    publish_events(events[:n_dims], kafka_bootstrap, settings.topics)
+    worker = launch(settings)
+    try:
+        wait_until(lambda: worker.get("/api/status")["events_in"] >= n_dims, 60, "CRM ingested")
+        publish_events(events[n_dims:], kafka_bootstrap, settings.topics)
+        wait_until(lambda: worker.totals() == expected, 180, "stream totals == replay")
+        status = worker.get("/api/status")
+        assert status["ledger_rows"] == status["deltas_stored"]
     finally:
         worker.stop()
 
