@@ -190,12 +190,10 @@ def _version_key(v: CustomerChanged) -> tuple[int, str]:
 
 def _as_of(versions: tuple[CustomerChanged, ...], placed_us: int) -> CustomerChanged | None:
     """The CRM record in effect at ``placed_us``: the latest dated at or before it."""
-    found = None
-    for v in versions:
-        if instant_us(v.occurred_at) > placed_us:
-            break
-        found = v
-    return found
+    for v in reversed(versions):  # an order placed now: the latest record, at once
+        if instant_us(v.occurred_at) <= placed_us:
+            return v
+    return None
 
 
 def _owner_of(version: CustomerChanged | None) -> str | None:
