@@ -43,6 +43,7 @@ from .messages import (
     rep_facts,
 )
 from .money import ONE
+from .plans import PlanBook
 from .pmap import PMap
 
 __all__ = [
@@ -289,7 +290,10 @@ def _accepted(order: OrderPlaced, rec: CustomerOrder) -> OrderAccepted:
 
 
 def _place(
-    state: CustomerState, order: OrderPlaced, reps: Mapping[str, RepChanged]
+    state: CustomerState,
+    order: OrderPlaced,
+    reps: Mapping[str, RepChanged],
+    plans: PlanBook | None,
 ) -> tuple[CustomerState, list[CustomerOutput]]:
     existing = state.orders.get(order.order_id)
     if existing is not None:
@@ -326,18 +330,18 @@ def _place(
     touched: list[str] = []
     if state.latest_us > placed_us:
         for oid in _placed_in(state, placed_us + 1, placed_us + YEAR_US):
-            msg = _recount(
+            rec, msg = _recount(
                 orders[oid],
                 oid,
                 state.customer_id,
                 +1,
-                order.event_id,
-                order.occurred_at,
-                "OrderPlaced",
+                (order.event_id, order.occurred_at, "OrderPlaced"),
+                plans,
             )
-            orders = orders.set(oid, _with_restatement(orders[oid], msg))
-            out.append(msg)
-            touched.append(oid)
+            orders = orders.set(oid, rec)
+            if msg is not None:
+                out.append(msg)
+                touched.append(oid)
     rec = CustomerOrder(
         order.event_id,
         placed_us,
@@ -388,21 +392,27 @@ def _recount(
     order_id: str,
     customer_id: str,
     step: int,
-    cause_id: str,
-    cause_at: datetime,
-    cause_type: str,
-) -> SnapshotRestated:
+    cause: tuple[str, datetime, str],
+    plans: PlanBook | None,
+) -> tuple[CustomerOrder, SnapshotRestated | None]:
     """Order ``order_id`` with one earlier order more (``step`` 1: placed before it,
-    read after it) or fewer (-1: cancelled before it, the cancellation read after it)."""
+    read after it) or fewer (-1: cancelled before it, the cancellation read after it):
+    the record with its new count and, when a condition of some plan version can tell
+    the two counts apart (or ``plans`` is None), the restatement for the order stage.
+    Otherwise the order stage keeps the count it has (its amounts cannot differ; the
+    next restatement of the order carries the count)."""
+    count = rec.customer.orders_365d
+    customer = replace(rec.customer, orders_365d=count + step)
+    if plans is not None and not plans.count_matters(count, count + step):
+        return replace(rec, customer=customer), None
     credits, rep_list = rec.effective_credits()
     source = rec.credit_source
     if source == "none" and credits:
         source = "owner"
-    customer = replace(rec.customer, orders_365d=rec.customer.orders_365d + step)
-    return SnapshotRestated(
-        cause_id,
-        cause_at,
-        cause_type,
+    msg = SnapshotRestated(
+        cause[0],
+        cause[1],
+        cause[2],
         order_id,
         customer_id,
         customer,
@@ -411,6 +421,7 @@ def _recount(
         source,
         _next_version(rec),
     )
+    return _with_restatement(rec, msg), msg
 
 
 def _next_version(rec: CustomerOrder) -> int:
@@ -537,7 +548,7 @@ def _restated(
 
 
 def _cancelled(
-    state: CustomerState, notice: OrderCancelledNotice
+    state: CustomerState, notice: OrderCancelledNotice, plans: PlanBook | None
 ) -> tuple[CustomerState, list[CustomerOutput]]:
     rec = state.orders.get(notice.order_id)
     if rec is None:
@@ -567,19 +578,19 @@ def _cancelled(
     low = max(rec.placed_us + 1, cancelled_us)
     if state.latest_us >= low:
         for oid in _placed_in(state, low, high):
-            msg = _recount(
+            rec_o, msg = _recount(
                 orders[oid],
                 oid,
                 state.customer_id,
                 -1,
-                notice.event_id,
-                notice.cancelled_at,
-                "OrderCancelled",
+                (notice.event_id, notice.cancelled_at, "OrderCancelled"),
+                plans,
             )
-            orders = orders.set(oid, _with_restatement(orders[oid], msg))
-            out.append(msg)
-            if oid not in touched:
-                touched.append(oid)
+            orders = orders.set(oid, rec_o)
+            if msg is not None:
+                out.append(msg)
+                if oid not in touched:
+                    touched.append(oid)
     done = replace(rec, cancelled=True, cancelled_at_us=cancelled_us, touched=tuple(touched))
     new = replace(
         state,
@@ -591,7 +602,10 @@ def _cancelled(
 
 
 def apply(
-    state: CustomerState | None, message: CustomerMessage, reps: Mapping[str, RepChanged]
+    state: CustomerState | None,
+    message: CustomerMessage,
+    reps: Mapping[str, RepChanged],
+    plans: PlanBook | None = None,
 ) -> tuple[CustomerState, list[CustomerOutput]]:
     """Apply one message to a customer's state; return the new state and the outputs
     (:class:`OrderAccepted`/:class:`CreditResolved` for the order stage, or a
@@ -599,9 +613,9 @@ def apply(
 
     The message is assumed valid (:func:`processors.validation.validate_event`)."""
     if isinstance(message, OrderPlaced):
-        return _place(state or CustomerState(message.customer_id), message, reps)
+        return _place(state or CustomerState(message.customer_id), message, reps, plans)
     if isinstance(message, CustomerChanged):
         return _crm(state or CustomerState(message.customer_id), message, reps)
     if isinstance(message, OrderCancelledNotice):
-        return _cancelled(state or CustomerState(message.customer_id), message)
+        return _cancelled(state or CustomerState(message.customer_id), message, plans)
     raise EngineError(f"the customer stage does not take {type(message).__name__}")

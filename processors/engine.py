@@ -189,7 +189,7 @@ class Engine:
 
     def _to_customer(self, key: str, msg: Any, out: list[Output]) -> None:
         state = self._customers.get(key)
-        new_state, outputs = customer_apply(state, msg, self._reps)
+        new_state, outputs = customer_apply(state, msg, self._reps, self._plans)
         if new_state is not state:
             self._customers[key] = new_state
         for o in outputs:

@@ -757,7 +757,7 @@ class PlanBook:
     results are cached per book (a cache is not state: it never changes an answer).
     """
 
-    __slots__ = ("_by_plan", "_cache", "_refs", "_versions")
+    __slots__ = ("_by_plan", "_cache", "_count_tests", "_refs", "_versions")
 
     def __init__(self, versions: Iterable[PlanVersion] = ()) -> None:
         by_plan: dict[str, list[PlanVersion]] = {}
@@ -774,6 +774,20 @@ class PlanBook:
         }
         self._versions = tuple(refs.values())
         self._cache: dict[tuple[str, str | None, str | None, date], PlanVersion | None] = {}
+        self._count_tests: tuple[Test, ...] | None = None
+
+    def count_matters(self, before: int, after: int) -> bool:
+        """Whether some rule or modifier of some version tells a customer with ``before``
+        earlier orders in 365 days from one with ``after`` (a count restatement that no
+        condition can see changes no amount)."""
+        tests = self._count_tests
+        if tests is None:
+            whens = [r.when for p in self._versions for r in p.rules]
+            whens += [m.when for p in self._versions for m in p.modifiers]
+            tests = self._count_tests = tuple(
+                t for when in whens for t in when if t.key == "customer_orders_365d"
+            )
+        return any(t.check(before) != t.check(after) for t in tests)
 
     @property
     def versions(self) -> tuple[PlanVersion, ...]:

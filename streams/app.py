@@ -399,7 +399,9 @@ def build_app(ws: WorkerState) -> faust.App:
 
     async def handle_customer(event: FaustEvent) -> None:
         message, outputs, states = await run_stage(
-            event, customers, lambda s, m: stages.customer_apply(s, m, ws.dims.reps)
+            event,
+            customers,
+            lambda s, m: stages.customer_apply(s, m, ws.dims.reps, ws.dims.plans),
         )
         await send_outputs(event, outputs)
         if isinstance(message, CustomerChanged):

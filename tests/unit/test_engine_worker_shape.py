@@ -103,7 +103,7 @@ class WorkerShape:
 
     def apply(self, target: str, state: Any, message: Any) -> tuple[Any, list[Any]]:
         if target == stages.CUSTOMER_STAGE:
-            return stages.customer_apply(state, message, self.reps)
+            return stages.customer_apply(state, message, self.reps, self.plans)
         if target == stages.ORDER_STAGE:
             return stages.order_apply(state, message, self.plans, self.closed)
         return stages.rep_apply(state, message, self.plans, self.reps, self.closed)
