@@ -22,7 +22,8 @@ from processors.events import CustomerChanged, Event, OrderPlaced, PlanPublished
 from schemas.codec import decode_event
 from schemas.jsonl import format_event
 from streams.kafka import read_whole
-from tests.integration.workers import deployment, launch, wait_until
+from streams.settings import Settings
+from tests.integration.workers import RunningWorker, deployment, launch, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -59,19 +60,29 @@ def n_dimension_events(events: list[Event]) -> int:
     return len(events)
 
 
+def stream_into_worker(settings: Settings, events: list[Event], bootstrap: str) -> RunningWorker:
+    """Publish the plans and the CRM's first records, start a worker, wait until it has
+    read them (as a deployment starts), then publish the rest at once."""
+    n_dims = n_dimension_events(events)
+    publish_events(events[:n_dims], bootstrap, settings.topics)
+    worker = launch(settings)
+    try:
+        wait_until(lambda: worker.get("/api/status")["events_in"] >= n_dims, 60, "CRM ingested")
+        publish_events(events[n_dims:], bootstrap, settings.topics)
+    except BaseException:
+        worker.stop()
+        raise
+    return worker
+
+
 def test_stream_totals_equal_replay_to_the_cent(kafka_bootstrap: str, tmp_path: Path) -> None:
     settings = deployment(kafka_bootstrap, tmp_path)
     events = generated(orders=400)
     expected = replay(events).totals()
     assert expected and any(v != 0 for v in expected.values())
 
-    # plans and CRM first, as upstream systems would have them before the order flow
-    n_dims = n_dimension_events(events)
-    publish_events(events[:n_dims], kafka_bootstrap, settings.topics)
-    worker = launch(settings)
+    worker = stream_into_worker(settings, events, kafka_bootstrap)
     try:
-        wait_until(lambda: worker.get("/api/status")["events_in"] >= n_dims, 60, "CRM ingested")
-        publish_events(events[n_dims:], kafka_bootstrap, settings.topics)
         wait_until(lambda: worker.totals() == expected, 180, "stream totals == replay")
         status = worker.get("/api/status")
         assert status["ledger_rows"] == status["deltas_stored"]  # no delta id twice
@@ -96,12 +107,8 @@ def test_customer_facts_race_orders_and_totals_still_equal_replay(
     expected = replay(events).totals()
     rules = {t.rule_id for d in replay(events).deltas for t in d.lines}
     assert {"key-account", "repeat", "other"} <= rules
-    n_dims = n_dimension_events(events)
-    publish_events(events[:n_dims], kafka_bootstrap, settings.topics)
-    worker = launch(settings)
+    worker = stream_into_worker(settings, events, kafka_bootstrap)
     try:
-        wait_until(lambda: worker.get("/api/status")["events_in"] >= n_dims, 60, "CRM ingested")
-        publish_events(events[n_dims:], kafka_bootstrap, settings.topics)
         wait_until(lambda: worker.totals() == expected, 180, "stream totals == replay")
         status = worker.get("/api/status")
         assert status["ledger_rows"] == status["deltas_stored"]

@@ -19,7 +19,16 @@ from processors.engine import Engine
 from processors.events import CustomerChanged, DeltaKind, Event
 
 from .test_engine_worker_shape import WorkerShape, assert_same_states, by_id, run_both
-from .test_properties import REPS, SETTINGS, START, interleave, money, nonzero, plans
+from .test_properties import (
+    REPS,
+    SETTINGS,
+    START,
+    assert_cumulative_and_unique,
+    interleave,
+    money,
+    nonzero,
+    plans,
+)
 from .test_scenarios_kit import D, cancel, close, customer, line, order, pay, plan_doc, publish, rep
 from .test_worker_crash_model import DurableShape, sink_totals
 
@@ -218,12 +227,7 @@ def test_period_totals_do_not_depend_on_when_crm_records_arrive(
     arrived = run(setup + interleave(data, shuffled))
     assert sums(arrived) == sums(reference)
     assert nonzero(arrived.totals()) == nonzero(reference.totals())
-    running: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
-    for d in arrived.deltas:
-        if d.kind != DeltaKind.ACCELERATOR:
-            running[(d.order_id or "", d.rep_id)] += d.amount
-            assert running[(d.order_id or "", d.rep_id)] == d.cumulative
-    assert len({d.delta_id for d in arrived.deltas}) == len(arrived.deltas)
+    assert_cumulative_and_unique(arrived)
     assert any(isinstance(e, CustomerChanged) for e in in_time)
 
 

@@ -197,12 +197,18 @@ def test_period_totals_do_not_depend_on_arrival_order_across_topics(
     )
     assert period_sums(arrived) == period_sums(reference)
     assert nonzero(arrived.totals()) == nonzero(reference.totals())
+    assert_cumulative_and_unique(arrived)
+
+
+def assert_cumulative_and_unique(engine: Engine) -> None:
+    """Each (order, rep)'s deltas run as its cumulative amounts, and no delta id is
+    emitted twice."""
     running: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
-    for d in arrived.deltas:
+    for d in engine.deltas:
         if d.kind != DeltaKind.ACCELERATOR:
             running[(d.order_id or "", d.rep_id)] += d.amount
             assert running[(d.order_id or "", d.rep_id)] == d.cumulative
-    assert len({d.delta_id for d in arrived.deltas}) == len(arrived.deltas)
+    assert len({d.delta_id for d in engine.deltas}) == len(engine.deltas)
 
 
 def expected_earned(world: World, seq: list[Event]) -> dict[str, Decimal]:
