@@ -29,6 +29,7 @@ from .test_properties import (
     nonzero,
     plans,
 )
+from .test_properties import replay as run
 from .test_scenarios_kit import D, cancel, close, customer, line, order, pay, plan_doc, publish, rep
 from .test_worker_crash_model import DurableShape, sink_totals
 
@@ -45,14 +46,6 @@ LOYAL_RULE = {
     "base": "revenue",
     "rate": "0.09",
 }
-
-
-def run(events: list[Event]) -> Engine:
-    engine = Engine()
-    for e in events:
-        engine.process(e)
-    assert not engine.dead_letters, engine.dead_letters
-    return engine
 
 
 def by_period(engine: Engine) -> dict[tuple[str, str], Decimal]:
