@@ -724,11 +724,11 @@ def _per_period(
 def _restated(
     state: OrderState, msg: SnapshotRestated, plans: PlanBook, closed: Set[str]
 ) -> tuple[OrderState, list[OrderOutput]]:
-    """The order's CRM facts or owner credit as of placed_at changed (a CRM record
-    arrived after the order): book, per rep and period, what the order earns there with
-    the new facts less what it earned with the old, so that every period ends where it
-    would have been had the record arrived first (SEMANTICS.md section 2 as decided in
-    docs/semantics-decisions.md, "CRM facts count by business time")."""
+    """The order's snapshot as of placed_at changed (a CRM record, an earlier order or a
+    cancellation read after the order): book, per rep and period, what the order earns
+    there with the new snapshot less what it earned with the old, so that every period
+    ends where it would have been had that input been read first (SEMANTICS.md section 2
+    as decided in docs/semantics-decisions.md, "CRM facts count by business time")."""
     accepted = state.accepted
     assert accepted is not None
     new_accepted = OrderAccepted(
