@@ -14,11 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from comstream.publish import publish_events
 from comstream.replay import replay, replay_facts
 from processors.facts import OrderFact, sales_rows
 from processors.money import round_cents
-from tests.integration.test_pipeline import generated, n_dimension_events
+from tests.integration.test_pipeline import generated, stream_into_worker
 from tests.integration.workers import deployment, launch, wait_until
 
 pytestmark = pytest.mark.integration
@@ -41,12 +40,8 @@ def test_sales_facts_and_customer_view_reach_clickhouse(
     per_customer = Counter(f.customer_id for f in orders)
     customer, n_orders = per_customer.most_common(1)[0]
 
-    n_dims = n_dimension_events(events)
-    publish_events(events[:n_dims], kafka_bootstrap, settings.topics)
-    worker = launch(settings)
+    worker = stream_into_worker(settings, events, kafka_bootstrap)
     try:
-        wait_until(lambda: worker.get("/api/status")["events_in"] >= n_dims, 60, "CRM ingested")
-        publish_events(events[n_dims:], kafka_bootstrap, settings.topics)
         wait_until(lambda: worker.totals() == expected, 180, "stream totals == replay")
 
         def customer_orders() -> int:
@@ -140,12 +135,8 @@ def test_facts_after_a_sigkill_equal_the_replay(kafka_bootstrap: str, tmp_path: 
         if f.status == "open":
             open_orders.setdefault(f.customer_id, set()).add(f.order_id)
 
-    n_dims = n_dimension_events(events)
-    publish_events(events[:n_dims], kafka_bootstrap, settings.topics)
-    worker = launch(settings)
+    worker = stream_into_worker(settings, events, kafka_bootstrap)
     try:
-        wait_until(lambda: worker.get("/api/status")["events_in"] >= n_dims, 60, "CRM ingested")
-        publish_events(events[n_dims:], kafka_bootstrap, settings.topics)
         wait_until(lambda: bool(worker.get("/api/status")["deltas_stored"]), 60, "first deltas")
         os.killpg(worker.proc.pid, signal.SIGKILL)
         worker.proc.wait(10)

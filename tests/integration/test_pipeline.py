@@ -122,12 +122,8 @@ def test_worker_killed_mid_stream_counts_nothing_twice(
     settings = deployment(kafka_bootstrap, tmp_path)
     events = generated(orders=300, seed=5)
     expected = replay(events).totals()
-    n_dims = n_dimension_events(events)
-    publish_events(events[:n_dims], kafka_bootstrap, settings.topics)
-    worker = launch(settings)
+    worker = stream_into_worker(settings, events, kafka_bootstrap)
     try:
-        wait_until(lambda: worker.get("/api/status")["events_in"] >= n_dims, 60, "CRM ingested")
-        publish_events(events[n_dims:], kafka_bootstrap, settings.topics)
         wait_until(lambda: bool(worker.get("/api/status")["deltas_stored"]), 60, "first deltas")
         os.killpg(worker.proc.pid, signal.SIGKILL)
         worker.proc.wait(10)
