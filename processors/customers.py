@@ -201,16 +201,29 @@ def _owner_of(version: CustomerChanged | None) -> str | None:
     return None if version is None else version.owner_rep_id
 
 
-def _owner_at(state: CustomerState, placed_us: int) -> str | None:
-    return _owner_of(_as_of(versions_of(state), placed_us))
+def _waits(source: str, in_effect: CustomerChanged | None) -> bool:
+    """Whether an order credited by ``source`` belongs in ``CustomerState.uncredited``:
+    credited by the owner, with no owner in effect at its placement."""
+    return source in ("owner", "none") and not _owner_of(in_effect)
 
 
-def _owner_for(versions: tuple[CustomerChanged, ...], placed_us: int) -> str | None:
-    """The owner an order placed at ``placed_us`` is credited to: the owner in effect
-    then, else the first owner set after it (the order was uncredited until then)."""
-    v = _as_of(versions, placed_us)
-    if v is not None and v.owner_rep_id:
-        return v.owner_rep_id
+def _source_for(source: str, credits: tuple[Credit, ...]) -> str:
+    """The credit source of a restated view: an uncredited order given an owner is the
+    owner's, an owner's order left without one is uncredited."""
+    if source == "none" and credits:
+        return "owner"
+    if source == "owner" and not credits:
+        return "none"
+    return source
+
+
+def _owner_for(
+    versions: tuple[CustomerChanged, ...], placed_us: int, in_effect: CustomerChanged | None
+) -> str | None:
+    """The owner an order placed at ``placed_us`` is credited to: the owner of the record
+    ``in_effect`` then, else the first owner set after it (uncredited until then)."""
+    if in_effect is not None and in_effect.owner_rep_id:
+        return in_effect.owner_rep_id
     for v in versions:
         if instant_us(v.occurred_at) > placed_us and v.owner_rep_id:
             return v.owner_rep_id
@@ -231,12 +244,6 @@ def earlier_orders(state: CustomerState, placed_us: int) -> int:
             earlier += 1
         i += 1
     return earlier
-
-
-def _snapshot(state: CustomerState, order: OrderPlaced, placed_us: int) -> CustomerSnapshot:
-    earlier = earlier_orders(state, placed_us)
-    facts = _as_of(versions_of(state), placed_us)
-    return _facts_snapshot(order.customer_id, facts, order.placed_at.date(), earlier)
 
 
 def _facts_snapshot(
@@ -307,9 +314,13 @@ def _place(
         )
         return state, [letter]
     placed_us = instant_us(order.placed_at)
-    snapshot = _snapshot(state, order, placed_us)
+    versions = versions_of(state)
+    in_effect = _as_of(versions, placed_us)
+    snapshot = _facts_snapshot(
+        order.customer_id, in_effect, order.placed_at.date(), earlier_orders(state, placed_us)
+    )
     credits: tuple[Credit, ...]
-    owner = None if order.credits or order.rep_id else _owner_for(versions_of(state), placed_us)
+    owner = None if order.credits or order.rep_id else _owner_for(versions, placed_us, in_effect)
     if order.credits:
         credits, source = order.credits, "credits"
     elif order.rep_id:
@@ -363,9 +374,7 @@ def _place(
         orders=orders.set(order.order_id, rec),
         active_us=tuple(active),
         uncredited=(
-            (*state.uncredited, order.order_id)
-            if source == "none" or (source == "owner" and not _owner_at(state, placed_us))
-            else state.uncredited
+            (*state.uncredited, order.order_id) if _waits(source, in_effect) else state.uncredited
         ),
         latest_us=max(state.latest_us, placed_us),
     )
@@ -406,9 +415,6 @@ def _recount(
     if plans is not None and not plans.count_matters(count, count + step):
         return replace(rec, customer=customer), None
     credits, rep_list = rec.effective_credits()
-    source = rec.credit_source
-    if source == "none" and credits:
-        source = "owner"
     msg = SnapshotRestated(
         cause[0],
         cause[1],
@@ -418,7 +424,7 @@ def _recount(
         customer,
         credits,
         rep_list,
-        source,
+        _source_for(rec.credit_source, credits),
         _next_version(rec),
     )
     return _with_restatement(rec, msg), msg
@@ -467,14 +473,13 @@ def _crm(
     touched: list[str] = []
     for oid in sorted(candidates):
         rec = orders[oid]
-        waits = rec.credit_source in ("owner", "none") and not _owner_of(
-            _as_of(versions, rec.placed_us)
-        )
+        in_effect = _as_of(versions, rec.placed_us)
+        waits = _waits(rec.credit_source, in_effect)
         if oid in uncredited and not waits:
             uncredited.remove(oid)
         elif oid not in uncredited and waits:
             uncredited.append(oid)
-        msg = _restated(rec, oid, state.customer_id, versions, event, reps)
+        msg = _restated(rec, oid, state.customer_id, versions, in_effect, event, reps)
         if msg is None:
             continue
         if isinstance(msg, CreditResolved):
@@ -500,24 +505,24 @@ def _restated(
     order_id: str,
     customer_id: str,
     versions: tuple[CustomerChanged, ...],
+    in_effect: CustomerChanged | None,
     event: CustomerChanged,
     reps: Mapping[str, RepChanged],
 ) -> CreditResolved | SnapshotRestated | None:
     """What the order stage must be told about order ``order_id`` now that the CRM holds
-    ``versions``: nothing when its facts and credit as of placed_at are unchanged, a
-    :class:`CreditResolved` when only an uncredited order gets its owner (computed as if
-    credited from the start, as before CRM facts were kept by date), else its new view."""
+    ``versions`` (``in_effect`` the one in effect at its placement): nothing when its
+    facts and credit as of placed_at are unchanged, a :class:`CreditResolved` when only
+    an uncredited order gets its owner (computed as if credited from the start, as
+    before CRM facts were kept by date), else its new view."""
     placed_on = rec.placed_on
     if placed_on is None:  # an order stored before placed_on was kept: its UTC date
         placed_on = datetime.fromtimestamp(rec.placed_us / 1_000_000, UTC).date()
     old = rec.customer
-    snapshot = _facts_snapshot(
-        customer_id, _as_of(versions, rec.placed_us), placed_on, old.orders_365d
-    )
+    snapshot = _facts_snapshot(customer_id, in_effect, placed_on, old.orders_365d)
     credits, rep_list = rec.effective_credits()
     source = rec.credit_source
     if source in ("owner", "none"):
-        owner = _owner_for(versions, rec.placed_us)
+        owner = _owner_for(versions, rec.placed_us, in_effect)
         now = _sole_credit(owner) if owner else ()
         if now != credits:
             credits = now
@@ -529,10 +534,6 @@ def _restated(
         return CreditResolved(
             event.event_id, event.occurred_at, order_id, customer_id, credits, rep_list
         )
-    if source == "none" and credits:
-        source = "owner"
-    elif source == "owner" and not credits:
-        source = "none"
     return SnapshotRestated(
         event.event_id,
         event.occurred_at,
@@ -542,7 +543,7 @@ def _restated(
         snapshot,
         credits,
         rep_list,
-        source,
+        _source_for(source, credits),
         _next_version(rec),
     )
 

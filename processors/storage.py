@@ -367,13 +367,19 @@ def apply_customer(
     outputs."""
     raw = get(key)
     head: CustomerState | None = None if raw is None else serde.loads(raw)
+
+    def read_buckets(bucket_ids: Iterable[int]) -> dict[int, Placements]:
+        got: dict[int, Placements] = {}
+        for bucket_id in bucket_ids:
+            raw = get(entry_key(key, bucket_item(bucket_id)))
+            if raw is not None:
+                got[bucket_id] = serde.loads(raw)
+        return got
+
     placed_since: list[str] = []
-    for bucket_id in crm_buckets(head, message):
-        raw = get(entry_key(key, bucket_item(bucket_id)))
-        if raw is not None:
-            assert isinstance(message, CustomerChanged)
-            bucket: Placements = serde.loads(raw)
-            placed_since += bucket.placed_in(instant_us(message.occurred_at), 2**63)
+    for bucket in read_buckets(crm_buckets(head, message)).values():
+        assert isinstance(message, CustomerChanged)
+        placed_since += bucket.placed_in(instant_us(message.occurred_at), 2**63)
     loaded: dict[str, CustomerOrder] = {}
 
     def load(order_ids: Iterable[str]) -> dict[str, CustomerOrder]:
@@ -388,10 +394,7 @@ def apply_customer(
     state = customer_join(head, load(customer_needs(head, message, tuple(placed_since))))
     buckets: dict[int, Placements] = {}
     if state is not None:
-        for bucket_id in buckets_needed(state, message):
-            raw = get(entry_key(key, bucket_item(bucket_id)))
-            if raw is not None:
-                buckets[bucket_id] = serde.loads(raw)
+        buckets = read_buckets(buckets_needed(state, message))
         if buckets:
             state = _with_buckets(state, buckets)
         more = [o for o in restated_ids(state, message, buckets) if o not in state.orders]
