@@ -31,7 +31,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from .customers import CustomerState, instant_us
-from .events import CommissionDelta, DeltaKind, RepChanged
+from .events import RepChanged
 from .money import ONE, ZERO
 from .orders import OrderState
 from .rules import line_revenue
@@ -222,7 +222,7 @@ def order_fact(state: OrderState | None) -> OrderFact | None:
         1
         + len(state.movements)
         + (1 if state.credit_resolved_by is not None else 0)
-        + _restatements(state)
+        + state.restated_version  # each restatement applied may change facts and credit
     )
     return OrderFact(
         order.order_id,
@@ -244,22 +244,6 @@ def order_fact(state: OrderState | None) -> OrderFact | None:
         snap.orders_365d,
         lines,
         version,
-    )
-
-
-def _restatements(state: OrderState) -> int:
-    """How many restatements of its snapshot the order took (each may change its facts
-    and credit, so each raises the fact's version): the order stage records every one in
-    ``emitted``, without outputs or with adjustments that no plan publication caused."""
-    return sum(
-        1
-        for _, outs in state.emitted
-        if not outs
-        or (
-            isinstance(outs[0], CommissionDelta)
-            and outs[0].kind is DeltaKind.ADJUSTMENT
-            and outs[0].cause_event_type != "PlanPublished"
-        )
     )
 
 
