@@ -20,6 +20,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
@@ -74,6 +75,23 @@ async def plain_loop(bootstrap: str, topics: list[str], out_topic: str, count: i
         await producer.stop()
 
 
+def topic_sizes(bootstrap: str, admin: AdminClient) -> dict[str, int]:
+    """Messages written to each topic of the deployment (sum of high watermarks)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-sizes"})
+    try:
+        sizes: dict[str, int] = {}
+        for name, meta in admin.list_topics(timeout=30).topics.items():
+            if name.startswith("__"):
+                continue
+            sizes[name] = sum(
+                consumer.get_watermark_offsets(TopicPartition(name, p), timeout=30)[1]
+                for p in meta.partitions
+            )
+        return sizes
+    finally:
+        consumer.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--orders", type=int, default=5000)
@@ -121,6 +139,7 @@ def main() -> None:
             print(f"worker restarts to re-read a message: {worker.restarts()}", flush=True)
         t = settings.topics
         admin = AdminClient({"bootstrap.servers": bootstrap})
+        messages = topic_sizes(bootstrap, admin)
         admin.create_topics([NewTopic(f"{t.prefix}plain.out", 4, 1)])[
             f"{t.prefix}plain.out"
         ].result(30)
@@ -130,6 +149,10 @@ def main() -> None:
         print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
         print(f"events in the flow: {len(flow)} ({args.orders} orders), deltas: {n_deltas}")
         print(f"publishing took {t_pub:.1f} s")
+        print("messages per flow event, by topic (changelogs included):")
+        for name, count in sorted(messages.items(), key=lambda kv: -kv[1]):
+            print(f"  {name}: {count:,} ({count / len(flow):.2f})")
+        print(f"  all: {sum(messages.values()):,} ({sum(messages.values()) / len(flow):.2f})")
         print("| path | seconds | events/s |")
         print("| --- | ---: | ---: |")
         rate = len(flow) / elapsed
