@@ -17,9 +17,12 @@ the state is built the way the worker builds it and loaded where the worker keep
    lost disk) and must restore every state from the changelog: timed from process start
    to its health check answering ready (Faust opens the web server only after table
    recovery);
-4. **warm restart**: that worker is SIGKILLed and started again on the same data
-   directory (RocksDB kept; Faust reads only the changelog past its stored offsets);
-5. a payment for one of the copied orders is published and its delta must reach the
+4. **restart after a clean stop**: that worker is stopped with SIGTERM and started again
+   on the same data directory: it keeps its local tables (``streams/restart.py``) and
+   Faust reads only the changelog past the offsets they hold;
+5. **restart after a kill**: SIGKILL and start again: the local tables are rebuilt from
+   the changelogs, as at every start that does not follow a clean stop;
+6. a payment for one of the copied orders is published and its delta must reach the
    ledger: the restored state is the one the worker uses.
 
 Prints the timings, the changelog size and the worker's resident memory after each
@@ -174,11 +177,23 @@ def main() -> None:
         worker, cold_s = timed_start(cold, root / "cold.log", args.timeout)
         cold_rss = rss_mib(worker.proc.pid)
         print(f"cold restart (empty data dir): ready in {cold_s:.1f} s, RSS {cold_rss:,.0f} MiB")
+        worker.stop()  # SIGTERM: a clean stop, the local tables are kept
+        worker, clean_s = timed_start(cold, root / "clean.log", args.timeout)
+        clean_rss = rss_mib(worker.proc.pid)
+        kept = worker.get("/api/status")["local_tables"]
+        print(
+            f"restart after a clean stop (tables {kept}): ready in {clean_s:.1f} s, "
+            f"RSS {clean_rss:,.0f} MiB"
+        )
         os.killpg(worker.proc.pid, signal.SIGKILL)
         worker.proc.wait(10)
-        worker, warm_s = timed_start(cold, root / "warm.log", args.timeout)
-        warm_rss = rss_mib(worker.proc.pid)
-        print(f"warm restart (after SIGKILL): ready in {warm_s:.1f} s, RSS {warm_rss:,.0f} MiB")
+        worker, kill_s = timed_start(cold, root / "kill.log", args.timeout)
+        kill_rss = rss_mib(worker.proc.pid)
+        kept = worker.get("/api/status")["local_tables"]
+        print(
+            f"restart after SIGKILL (tables {kept}): ready in {kill_s:.1f} s, "
+            f"RSS {kill_rss:,.0f} MiB"
+        )
 
         # the restored state is the one the worker computes with: pay the last copy of an
         # accepted, open, partly paid order whose rep has a plan; only that state knows it

@@ -52,6 +52,7 @@ from .audit_sink import AuditSink
 from .continuity import ContinuityGuard, StallWatch, first_waiting_record
 from .dimensions import Dimensions
 from .live import LedgerSignal
+from .restart import ChangelogTally, counted_table
 from .settings import Settings
 from .sink import DeltaSink
 from .users import Users
@@ -64,6 +65,7 @@ FaustEvent = EventT[bytes]
 EXIT_UNPROCESSED = 70
 DEAD_LETTER_TIMEOUT_S = 30.0
 STALL_CHECK_S = 5.0
+DRAIN_QUIET_S = 0.5
 
 RAW: dict[str, Any] = {
     "key_type": bytes,
@@ -85,6 +87,10 @@ class WorkerState:
     ledger_signal: LedgerSignal = field(default_factory=LedgerSignal)
     users: Users = field(default_factory=Users)
     audit_sink: AuditSink | None = None  # the sink worker's audit-log writer
+    changelog: ChangelogTally = field(default_factory=ChangelogTally)
+    tables_kept: bool = False  # this start kept the local tables (streams.restart)
+    # set by build_app: stop fetching and wait until no agent holds a message
+    drain: Callable[[float], Awaitable[bool]] | None = None
 
 
 def build_app(ws: WorkerState) -> faust.App:
@@ -115,6 +121,7 @@ def build_app(ws: WorkerState) -> faust.App:
         stream_wait_empty=False,
         key_serializer="raw",
         value_serializer="raw",
+        Table=counted_table(ws.changelog),
     )
     upstream = app.topic(t.customers, t.orders, t.payments, t.plans, t.periods, t.reps, **RAW)
     customer_topic = app.topic(t.customer_stage, partitions=n, **RAW)
@@ -301,6 +308,28 @@ def build_app(ws: WorkerState) -> faust.App:
 
     if s.stall_after_s > 0:
         app.timer(interval=STALL_CHECK_S)(watch_for_stall)
+
+    async def drain(timeout: float) -> bool:
+        """Before a clean stop: stop fetching, let the agents finish the message they hold
+        and what waits in their queues. True when no message was handed over for
+        ``DRAIN_QUIET_S`` and none is being processed: the stop then cancels every agent
+        while it waits for a message, never halfway through one (``guarded`` ends the
+        process in that case, and the next start rebuilds the tables). Messages fetched
+        and not handed over are not acknowledged: they are read again after the restart."""
+        consumer = app.consumer
+        consumer.pause_partitions(consumer.assignment())
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        handed, quiet_since = continuity.handed, loop.time()
+        while loop.time() < deadline:
+            await asyncio.sleep(0.05)
+            if continuity.handed != handed or continuity.in_flight > 0:
+                handed, quiet_since = continuity.handed, loop.time()
+            elif loop.time() - quiet_since >= DRAIN_QUIET_S:
+                return True
+        return False
+
+    ws.drain = drain
 
     async def handle_input(event: FaustEvent) -> None:
         ws.counters["events_in"] += 1

@@ -41,6 +41,12 @@ def register_views(app: faust.App, ws: WorkerState) -> None:
             "plans": [f"{p.plan_id}@{p.version}" for p in ws.dims.plans.versions],
             "refused_plans": ws.dims.refused_plans,
             "closed_periods": sorted(ws.dims.closed_periods),
+            "local_tables": "kept" if ws.tables_kept else "rebuilt",
+            "changelog_records": {
+                "sent": ws.changelog.issued,
+                "acknowledged": ws.changelog.acknowledged,
+                "failed": ws.changelog.failed,
+            },
         }
 
     @app.page("/api/health")

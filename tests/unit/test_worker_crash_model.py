@@ -15,7 +15,12 @@ already in the store is a no-op, nothing is written, the changelog never gets th
 and a later rebuild from the changelog (another worker taking the partition) has lost it:
 the model finds such runs. Rebuilt from the changelog at every start
 (``streams.worker.discard_local_tables``), every run gives the engine's deltas and the
-changelogs hold the engine's states."""
+changelogs hold the engine's states.
+
+A clean stop (SIGTERM) is modelled too: no message is half processed, the producer is
+flushed, which may fail part way, and the tables are kept when every changelog record was
+acknowledged (``streams.restart``), rebuilt otherwise. Kept that way, every run is exact;
+kept even after an unacknowledged flush, the model finds runs that lose state."""
 
 from __future__ import annotations
 
@@ -48,12 +53,25 @@ class DurableShape(WorkerShape):
     changelogs. ``warm``: keep the local tables across a crash instead of rebuilding them
     from the changelogs."""
 
-    def __init__(self, seed: int, warm: bool, crash_p: float = 0.04, commit_p: float = 0.25):
+    def __init__(
+        self,
+        seed: int,
+        warm: bool,
+        crash_p: float = 0.04,
+        commit_p: float = 0.25,
+        stop_p: float = 0.0,
+        flush_fail_p: float = 0.3,
+        keep_unacknowledged: bool = False,
+    ):
         super().__init__(rep_table_per_period=True, split=True)
         self.rng = random.Random(seed)
         self.warm = warm
         self.crash_p = crash_p
         self.commit_p = commit_p
+        self.stop_p = stop_p
+        self.flush_fail_p = flush_fail_p
+        self.keep_unacknowledged = keep_unacknowledged
+        self.stops = self.kept = 0
         self.logs: dict[str, list[tuple[str | None, bytes]]] = {t: [] for t in self.tables}
         self.position = dict.fromkeys(self.tables, 0)
         self.committed = dict.fromkeys(self.tables, 0)
@@ -89,6 +107,28 @@ class DurableShape(WorkerShape):
         self.pending = []
         self.position = dict(self.committed)
         if not self.warm:
+            self.rebuild_tables()
+
+    def stop(self) -> None:
+        """SIGTERM and restart: the message in hand was finished (the worker drains, and a
+        stop halfway through a message ends the process as a kill); Faust's stop flushes
+        the producer, which fails part way with ``flush_fail_p``, and commits only after a
+        complete flush. The tables are kept when every changelog record was acknowledged
+        (or always, with ``keep_unacknowledged``), else rebuilt."""
+        self.stops += 1
+        delivered = len(self.pending)
+        if self.pending and self.rng.random() < self.flush_fail_p:
+            delivered = self.rng.randint(0, len(self.pending) - 1)
+        acknowledged = delivered == len(self.pending)
+        self.lost_sends += len(self.pending) - delivered
+        self.deliver(self.pending[:delivered])
+        self.pending = []
+        if acknowledged:
+            self.committed = dict(self.position)
+        self.position = dict(self.committed)
+        if acknowledged or self.keep_unacknowledged:
+            self.kept += 1
+        else:
             self.rebuild_tables()
 
     def rebuild_tables(self) -> None:
@@ -154,7 +194,9 @@ class DurableShape(WorkerShape):
         roll = self.rng.random()
         if roll < self.crash_p:
             self.crash()
-        elif roll < self.crash_p + self.commit_p:
+        elif roll < self.crash_p + self.stop_p:
+            self.stop()
+        elif roll < self.crash_p + self.stop_p + self.commit_p:
             self.commit()
         return True
 
@@ -257,4 +299,39 @@ def test_kills_are_frequent_enough_to_matter(seed: int) -> None:
     shape = DurableShape(seed, warm=False, crash_p=0.2)
     engine = run(RICH_STORY, shape)
     assert shape.crashes > 0
+    assert exact(shape, engine)
+
+
+def test_tables_kept_after_acknowledged_stops_the_rich_story_survives() -> None:
+    """Kills (tables rebuilt) and clean stops (tables kept when every changelog record was
+    acknowledged, rebuilt when the flush failed part way) at random: exact every time."""
+    stops = kept = 0
+    for seed in range(40):
+        shape = DurableShape(seed, warm=False, stop_p=0.05)
+        engine = run(RICH_STORY, shape)
+        assert exact(shape, engine), seed
+        stops += shape.stops
+        kept += shape.kept
+    assert kept > 40 and stops > kept
+
+
+def test_tables_kept_after_an_unacknowledged_stop_lose_state() -> None:
+    """The check on the acknowledgements matters: keep the tables after every clean stop,
+    acknowledged or not, and some runs end with a changelog lacking a state."""
+    inexact = [
+        seed
+        for seed in range(40)
+        if not exact(
+            s := DurableShape(seed, warm=False, stop_p=0.08, keep_unacknowledged=True),
+            run(RICH_STORY, s),
+        )
+    ]
+    assert inexact, "the model no longer sees an unacknowledged stop keep a store ahead"
+
+
+@settings(max_examples=60, deadline=None)
+@given(worlds(max_orders=6), st.integers(0, 2**32))
+def test_tables_kept_after_acknowledged_stops_any_world_survives(world: Any, seed: int) -> None:
+    shape = DurableShape(seed, warm=False, stop_p=0.05)
+    engine = run(world.events(), shape)
     assert exact(shape, engine)
