@@ -57,20 +57,30 @@ from tests.integration.workers import RunningWorker, deployment, free_port, wait
 
 
 def rss_mib(pid: int) -> float:
-    """Resident memory of a process and its children (the worker's process group)."""
-    total = 0
+    """Resident memory of a process and its descendants (the supervisor and the worker it
+    runs in a session of its own)."""
+    parent: dict[int, int] = {}
+    rss: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            if os.getpgid(int(entry.name)) != pid:
-                continue
             for line in (entry / "status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except (OSError, ProcessLookupError):
+                if line.startswith("PPid:"):
+                    parent[int(entry.name)] = int(line.split()[1])
+                elif line.startswith("VmRSS:"):
+                    rss[int(entry.name)] = int(line.split()[1])
+        except OSError:
             continue
-    return total / 1024
+
+    def descends(p: int) -> bool:
+        while p > 1:
+            if p == pid:
+                return True
+            p = parent.get(p, 0)
+        return False
+
+    return sum(kb for p, kb in rss.items() if descends(p)) / 1024
 
 
 def timed_start(settings: Settings, log: Path, timeout: float) -> tuple[RunningWorker, float]:
