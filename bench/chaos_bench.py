@@ -1,7 +1,7 @@
 """The long chaos run: exact to the cent after many SIGKILLs, a broker restart and the
 death of one of two workers.
 
-    python -m bench.chaos_bench [--events 100000] [--kills 11] [--seed 5]
+    python -m bench.chaos_bench [--events 100000] [--kills 11] [--stops 4] [--seed 5]
 
 Starts its own broker under ``var/bench-chaos`` (or uses ``KAFKA_BOOTSTRAP``; then the
 broker restart is skipped), creates a fresh deployment, and:
@@ -12,9 +12,11 @@ broker restart is skipped), creates a fresh deployment, and:
 2. publishes the order flow (CRM owner and tier changes among the orders), with the
    adversarial events of the fuzz test (``tests/integration/test_bad_input.planted``,
    ~1,050) mixed in at random positions,
-   in ``--kills`` + 1 chunks; after each chunk but the last it waits a random 0.5-8 s
-   (somewhere mid-processing), SIGKILLs worker A's process group and starts it again; after
-   the third kill it restarts the broker; for the last two chunks a second worker B
+   in ``--kills`` + ``--stops`` + 1 chunks; after each chunk but the last it waits a random
+   0.5-8 s (somewhere mid-processing), then SIGKILLs worker A's process group or, at
+   ``--stops`` of those moments drawn at random, stops it cleanly (SIGTERM: the next start
+   keeps its local tables, ``streams/restart.py``), and starts it again; after the third
+   kill it restarts the broker; for the last two chunks a second worker B
    (stages only, ``COMSTREAM_SINK=false``) shares the partitions, and B is SIGKILLed for
    good before the last chunk;
 3. waits until the worker has caught up, then compares every (rep, period, currency)
@@ -98,6 +100,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--events", type=int, default=100_000, help="valid events, at least")
     ap.add_argument("--kills", type=int, default=11, help="SIGKILLs of worker A (>= 4)")
+    ap.add_argument("--stops", type=int, default=4, help="clean stops of worker A (SIGTERM)")
     ap.add_argument("--seed", type=int, default=5)
     ap.add_argument("--timeout", type=float, default=5400, help="seconds to catch up")
     args = ap.parse_args()
@@ -142,14 +145,17 @@ def main() -> int:
     ]
     for kind, value, _ in bad:
         stream.insert(rng.randrange(len(stream) + 1), (topic_of[kind], rng.randbytes(4), value))
-    size = len(stream) // (args.kills + 1) + 1  # the last chunk is not followed by a kill
+    # the last chunk is not followed by a kill or a stop
+    size = len(stream) // (args.kills + args.stops + 1) + 1
     chunks = [stream[i : i + size] for i in range(0, len(stream), size)]
+    breaks = ["kill"] * args.kills + ["stop"] * args.stops
+    rng.shuffle(breaks)
 
     started = time.monotonic()
     publish_events(events[:n_dims], bootstrap, topics)
     worker = launch(settings)
     second: RunningWorker | None = None
-    kills = second_kills = 0
+    kills = second_kills = stops = kept = 0
     ok = False
     try:
         wait_until(lambda: worker.get("/api/status")["events_in"] >= n_dims, 120, "CRM ingested")
@@ -163,6 +169,14 @@ def main() -> int:
             if i == len(chunks) - 1:
                 break  # the last chunk runs to the end undisturbed
             time.sleep(rng.uniform(0.5, 8.0))
+            if breaks[i] == "stop":
+                worker.stop()
+                stops += 1
+                worker = launch(settings)
+                tables = worker.get("/api/status")["local_tables"]
+                kept += tables == "kept"
+                print(f"chunk {i + 1}/{len(chunks)} published; stop {stops}: {tables}", flush=True)
+                continue
             kill(worker)
             kills += 1
             print(f"chunk {i + 1}/{len(chunks)} published; kill {kills}", flush=True)
@@ -202,6 +216,8 @@ def main() -> int:
                     f"events: {len(events)} valid + {len(bad)} bad",
                     f"SIGKILLs: worker A {kills}, worker B {second_kills}; broker restarts: "
                     f"{1 if broker is not None else 0}",
+                    f"clean stops of worker A: {stops}, local tables kept at the next start: "
+                    f"{kept}",
                     f"publish start to totals == replay: {elapsed:.0f} s",
                     f"rep-period totals compared: {len(expected)}, all equal to the cent",
                     f"ledger rows {status['ledger_rows']}, distinct delta ids "
