@@ -187,23 +187,22 @@ def main() -> None:
         worker, cold_s = timed_start(cold, root / "cold.log", args.timeout)
         cold_rss = rss_mib(worker.proc.pid)
         print(f"cold restart (empty data dir): ready in {cold_s:.1f} s, RSS {cold_rss:,.0f} MiB")
+
+        def restart(how: str) -> RunningWorker:
+            started, took = timed_start(cold, root / f"{how.replace(' ', '-')}.log", args.timeout)
+            tables = started.get("/api/status")["local_tables"]
+            print(
+                f"restart after {how} (tables {tables}): ready in {took:.1f} s, "
+                f"RSS {rss_mib(started.proc.pid):,.0f} MiB",
+                flush=True,
+            )
+            return started
+
         worker.stop()  # SIGTERM: a clean stop, the local tables are kept
-        worker, clean_s = timed_start(cold, root / "clean.log", args.timeout)
-        clean_rss = rss_mib(worker.proc.pid)
-        kept = worker.get("/api/status")["local_tables"]
-        print(
-            f"restart after a clean stop (tables {kept}): ready in {clean_s:.1f} s, "
-            f"RSS {clean_rss:,.0f} MiB"
-        )
+        worker = restart("a clean stop")
         os.killpg(worker.proc.pid, signal.SIGKILL)
         worker.proc.wait(10)
-        worker, kill_s = timed_start(cold, root / "kill.log", args.timeout)
-        kill_rss = rss_mib(worker.proc.pid)
-        kept = worker.get("/api/status")["local_tables"]
-        print(
-            f"restart after SIGKILL (tables {kept}): ready in {kill_s:.1f} s, "
-            f"RSS {kill_rss:,.0f} MiB"
-        )
+        worker = restart("SIGKILL")
 
         # the restored state is the one the worker computes with: pay the last copy of an
         # accepted, open, partly paid order whose rep has a plan; only that state knows it
