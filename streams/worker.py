@@ -44,9 +44,13 @@ class DrainingWorker(faust.Worker):
 
     async def _stop_on_signal(self, signal: Any) -> None:  # mode.Worker's signal stop
         if self.ws.drain is not None:
-            drained = await self.ws.drain(DRAIN_TIMEOUT_S)
-            if not drained:
-                log.warning("agents still busy after %.0f s; stopping anyway", DRAIN_TIMEOUT_S)
+            try:
+                drained = await self.ws.drain(DRAIN_TIMEOUT_S)
+            except Exception:  # e.g. a signal before the consumer started: stop regardless
+                log.exception("could not drain the agents; stopping anyway")
+            else:
+                if not drained:
+                    log.warning("agents busy after %.0f s; stopping anyway", DRAIN_TIMEOUT_S)
         await super()._stop_on_signal(signal)
 
 
