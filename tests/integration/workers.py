@@ -12,6 +12,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from confluent_kafka import Consumer, TopicPartition
+
 from comstream.demo import start_worker, stop_process, wait_healthy
 from comstream.leaderboard import WorkerUnavailable, get_json
 from comstream.supervise import RESTART_MARK
@@ -94,3 +96,23 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
             pass
         time.sleep(0.5)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def stages_done(settings: Settings) -> bool:
+    """The deployment's consumer group has committed every message of the upstream and
+    stage topics: whichever workers ran, the stages have finished what was published."""
+    t = settings.topics
+    topics = (t.orders, t.payments, t.customers, t.reps, t.plans, t.periods)
+    topics += (t.customer_stage, t.order_stage, t.rep_stage)
+    consumer = Consumer({"bootstrap.servers": settings.bootstrap, "group.id": settings.app_id})
+    try:
+        meta = consumer.list_topics(timeout=30)
+        for topic in topics:
+            tps = [TopicPartition(topic, p) for p in meta.topics[topic].partitions]
+            for tp in consumer.committed(tps, timeout=30):
+                _, high = consumer.get_watermark_offsets(tp, timeout=30)
+                if max(tp.offset, 0) < high:
+                    return False
+        return True
+    finally:
+        consumer.close()
