@@ -40,6 +40,7 @@ import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
@@ -81,6 +82,20 @@ def rss_mib(pid: int) -> float:
         return False
 
     return sum(kb for p, kb in rss.items() if descends(p)) / 1024
+
+
+def status_of(worker: RunningWorker, timeout: float = 600) -> dict[str, Any]:
+    """``/api/status``, asked again while the worker answers too slowly: one that has just
+    restored a large state can be busy for a while (ClickHouse shares one connection)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            status: dict[str, Any] = worker.get("/api/status")
+            return status
+        except WorkerUnavailable:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
 
 
 def timed_start(settings: Settings, log: Path, timeout: float) -> tuple[RunningWorker, float]:
@@ -190,7 +205,7 @@ def main() -> None:
 
         def restart(how: str) -> RunningWorker:
             started, took = timed_start(cold, root / f"{how.replace(' ', '-')}.log", args.timeout)
-            tables = started.get("/api/status")["local_tables"]
+            tables = status_of(started)["local_tables"]
             print(
                 f"restart after {how} (tables {tables}): ready in {took:.1f} s, "
                 f"RSS {rss_mib(started.proc.pid):,.0f} MiB",
@@ -223,13 +238,11 @@ def main() -> None:
         pay = PaymentReceived(f"bench-pay-{target}", at, target, f"bench-{target}", due, at)
         publish_events([pay], bootstrap, cold.topics)
 
-        def paid(w: RunningWorker) -> bool:
-            try:  # a worker busy writing its restored tables may answer slowly
-                return int(w.get("/api/status")["deltas_out"]) > 0
-            except WorkerUnavailable:
-                return False
-
-        wait_until(lambda: paid(worker), 600, "a delta for the payment of a restored order")
+        wait_until(
+            lambda: int(status_of(worker)["deltas_out"]) > 0,
+            600,
+            "a delta for the payment of a restored order",
+        )
         print(f"payment of {due} for restored order {target} produced its deltas: ok")
         print(
             f"machine: {platform.machine()}, {os.cpu_count()} cores; {args.partitions} "
