@@ -205,7 +205,11 @@ def main() -> None:
 
         def restart(how: str) -> RunningWorker:
             started, took = timed_start(cold, root / f"{how.replace(' ', '-')}.log", args.timeout)
-            tables = status_of(started)["local_tables"]
+            try:
+                tables = status_of(started)["local_tables"]
+            except BaseException:  # not left running when the bench ends here
+                stop_process(started.proc)
+                raise
             print(
                 f"restart after {how} (tables {tables}): ready in {took:.1f} s, "
                 f"RSS {rss_mib(started.proc.pid):,.0f} MiB",
