@@ -170,7 +170,8 @@ def take_clean_stop(
     except Exception as exc:  # the broker cannot say: rebuild, which is always safe
         log.warning("cannot read the changelogs' ends (%s): the local tables are rebuilt", exc)
         return False
-    if not same_changelogs(found.get("changelogs") or {}, now):
+    at_stop = found.get("changelogs")
+    if not isinstance(at_stop, dict) or not same_changelogs(at_stop, now):
         log.warning("the changelogs changed since the clean stop: the local tables are rebuilt")
         return False
     return True

@@ -107,3 +107,7 @@ def test_an_unreadable_marker_means_rebuild(tmp_path: Path) -> None:
     path.write_text("{not json")
     assert not take_clean_stop(settings, reads(AT_STOP))
     assert not path.exists()
+    # a marker that does not say which changelogs it saw
+    path.write_text('{"identity": {"app_id": "cs-c", "partitions": 4}}')
+    assert not take_clean_stop(settings, reads(AT_STOP))
+    assert not path.exists()
