@@ -53,6 +53,7 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=2000, help="events per second")
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--timeout", type=float, default=3600, help="seconds to catch up")
+    ap.add_argument("--worst", type=int, default=5, help="list the slowest events")
     args = ap.parse_args()
     root = REPO_ROOT / "var" / "bench-latency"
     shutil.rmtree(root, ignore_errors=True)
@@ -110,9 +111,12 @@ def main() -> None:
             )
         finally:
             store.close()
-        latencies = sorted(
-            _seconds(at) - sent[eid] for eid, at in rows if isinstance(at, datetime) and eid in sent
-        )
+        by_event = {
+            eid: _seconds(at) - sent[eid]
+            for eid, at in rows
+            if isinstance(at, datetime) and eid in sent
+        }
+        latencies = sorted(by_event.values())
         steady = catch_up < 5
         print(f"machine: {platform.machine()}, {os.cpu_count()} cores")
         print(
@@ -123,6 +127,10 @@ def main() -> None:
         print(f"rep-period totals equal to the replay: all {len(nonzero(expected))}")
         for name, q in (("p50", 50), ("p90", 90), ("p99", 99), ("max", 100)):
             print(f"{name}: {percentile(latencies, q) * 1000:,.0f} ms")
+        flow_by_id = {e.event_id: e for e in flow}
+        for eid in sorted(by_event, key=by_event.__getitem__, reverse=True)[: args.worst]:
+            e = flow_by_id[eid]
+            print(f"slow: {by_event[eid] * 1000:,.0f} ms {type(e).__name__} {eid} {e!r:.160}")
         if not steady:
             print(
                 "NOT STEADY: the worker fell behind this rate; the latencies above measure "
