@@ -45,8 +45,6 @@ import time
 from collections import Counter
 from dataclasses import replace
 
-from confluent_kafka import Consumer, TopicPartition
-
 from comstream.broker import LocalBroker
 from comstream.dlq import distinct, read_letters
 from comstream.publish import publish_events
@@ -56,10 +54,18 @@ from processors.events import Event
 from schemas.codec import encode
 from streams.kafka import flush, make_producer
 from streams.routing import event_key, event_topic
-from streams.settings import REPO_ROOT, Settings
+from streams.settings import REPO_ROOT
 from tests.integration.test_bad_input import planted
 from tests.integration.test_pipeline import FACTS_PLAN, generated, n_dimension_events
-from tests.integration.workers import RunningWorker, deployment, free_port, launch, wait_until
+from tests.integration.workers import (
+    RunningWorker,
+    behind,
+    deployment,
+    free_port,
+    launch,
+    upstream_topics,
+    wait_until,
+)
 
 EVENTS_PER_ORDER = 2.55  # generated(): placed, payments, refunds, cancellations, CRM
 
@@ -75,25 +81,6 @@ def produce(messages: list[tuple[str, bytes | None, bytes]], bootstrap: str) -> 
         producer.produce(topic, key=key, value=value)
         producer.poll(0)
     flush(producer)
-
-
-def uncommitted(settings: Settings) -> list[str]:
-    """Upstream partitions whose ingest offset (the worker's consumer group) is behind
-    the end of the partition: events the worker has not finished."""
-    t = settings.topics
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap, "group.id": settings.app_id})
-    try:
-        meta = consumer.list_topics(timeout=30)
-        out = []
-        for topic in (t.orders, t.payments, t.customers, t.reps, t.plans, t.periods):
-            tps = [TopicPartition(topic, p) for p in meta.topics[topic].partitions]
-            for tp in consumer.committed(tps, timeout=30):
-                _, high = consumer.get_watermark_offsets(tp, timeout=30)
-                if max(tp.offset, 0) < high:
-                    out.append(f"{topic}[{tp.partition}] committed {tp.offset} of {high}")
-        return out
-    finally:
-        consumer.close()
 
 
 def main() -> int:
@@ -206,7 +193,7 @@ def main() -> int:
         missing = Counter(v for _, v, _ in bad) - Counter(s.record.value for s in letters)
         for value in missing:
             print(f"MISSING dead letter: {[(k, r) for k, v, r in bad if v == value]}")
-        for line in uncommitted(settings):
+        for line in behind(settings, upstream_topics(settings)):
             print(f"UNCOMMITTED: {line}")
         print(
             "\n".join(

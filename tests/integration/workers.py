@@ -98,21 +98,32 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
-def stages_done(settings: Settings) -> bool:
-    """The deployment's consumer group has committed every message of the upstream and
-    stage topics: whichever workers ran, the stages have finished what was published."""
-    t = settings.topics
-    topics = (t.orders, t.payments, t.customers, t.reps, t.plans, t.periods)
-    topics += (t.customer_stage, t.order_stage, t.rep_stage)
+def behind(settings: Settings, topics: list[str]) -> list[str]:
+    """Partitions of ``topics`` whose committed offset (the deployment's consumer group)
+    is behind the end of the partition: messages the workers have not finished."""
     consumer = Consumer({"bootstrap.servers": settings.bootstrap, "group.id": settings.app_id})
     try:
         meta = consumer.list_topics(timeout=30)
+        out = []
         for topic in topics:
             tps = [TopicPartition(topic, p) for p in meta.topics[topic].partitions]
             for tp in consumer.committed(tps, timeout=30):
                 _, high = consumer.get_watermark_offsets(tp, timeout=30)
                 if max(tp.offset, 0) < high:
-                    return False
-        return True
+                    out.append(f"{topic}[{tp.partition}] committed {tp.offset} of {high}")
+        return out
     finally:
         consumer.close()
+
+
+def upstream_topics(settings: Settings) -> list[str]:
+    t = settings.topics
+    return [t.orders, t.payments, t.customers, t.reps, t.plans, t.periods]
+
+
+def stages_done(settings: Settings) -> bool:
+    """Whichever workers ran, the stages have finished every message published so far to
+    the upstream and stage topics."""
+    t = settings.topics
+    stage_topics = [t.customer_stage, t.order_stage, t.rep_stage]
+    return not behind(settings, upstream_topics(settings) + stage_topics)
