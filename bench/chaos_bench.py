@@ -63,7 +63,6 @@ from tests.integration.workers import (
     deployment,
     free_port,
     launch,
-    upstream_topics,
     wait_until,
 )
 
@@ -193,7 +192,7 @@ def main() -> int:
         missing = Counter(v for _, v, _ in bad) - Counter(s.record.value for s in letters)
         for value in missing:
             print(f"MISSING dead letter: {[(k, r) for k, v, r in bad if v == value]}")
-        for line in behind(settings, upstream_topics(settings)):
+        for line in behind(settings, settings.topics.upstream):
             print(f"UNCOMMITTED: {line}")
         print(
             "\n".join(

@@ -61,8 +61,8 @@ def discard_local_tables(settings: Settings) -> None:
     made locally whose changelog record was still in the producer); the message is read
     again, applying it again changes nothing, so nothing is written and the changelog
     never gets that state; once the partition is rebuilt from the changelog (on another
-    worker) the state is lost. A 100k chaos run lost one payment
-    that way (docs/exactly-once.md). Rebuilt from the changelog, the store is never ahead.
+    worker) the state is lost. A 100k chaos run lost one payment that way
+    (docs/exactly-once.md). Rebuilt from the changelog, the store is never ahead.
     """
     shutil.rmtree(settings.data_dir / "worker" / "v1" / "tables", ignore_errors=True)
 

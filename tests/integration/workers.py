@@ -6,7 +6,7 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -98,7 +98,7 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
-def behind(settings: Settings, topics: list[str]) -> list[str]:
+def behind(settings: Settings, topics: Iterable[str]) -> list[str]:
     """Partitions of ``topics`` whose committed offset (the deployment's consumer group)
     is behind the end of the partition: messages the workers have not finished."""
     consumer = Consumer({"bootstrap.servers": settings.bootstrap, "group.id": settings.app_id})
@@ -116,14 +116,8 @@ def behind(settings: Settings, topics: list[str]) -> list[str]:
         consumer.close()
 
 
-def upstream_topics(settings: Settings) -> list[str]:
-    t = settings.topics
-    return [t.orders, t.payments, t.customers, t.reps, t.plans, t.periods]
-
-
 def stages_done(settings: Settings) -> bool:
     """Whichever workers ran, the stages have finished every message published so far to
     the upstream and stage topics."""
     t = settings.topics
-    stage_topics = [t.customer_stage, t.order_stage, t.rep_stage]
-    return not behind(settings, upstream_topics(settings) + stage_topics)
+    return not behind(settings, (*t.upstream, t.customer_stage, t.order_stage, t.rep_stage))
