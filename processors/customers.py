@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, insort
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from datetime import UTC, date, datetime, timedelta
 
 from .errors import EngineError
@@ -45,6 +45,7 @@ from .messages import (
 from .money import ONE
 from .plans import PlanBook
 from .pmap import PMap
+from .records import record
 
 __all__ = [
     "YEAR_US",
@@ -71,7 +72,7 @@ def instant_us(at: datetime) -> int:
     return (at - _EPOCH) // _US
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CustomerOrder:
     """What the customer stage remembers of one of its orders: enough to re-emit the
     same :class:`OrderAccepted` and to count the customer's earlier orders."""
@@ -96,7 +97,7 @@ class CustomerOrder:
         return self.credits, self.reps
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Placements:
     """One placement bucket of a customer stored on its own (processors.storage): the
     orders not cancelled placed in it and their placement instants (two parallel tuples,
@@ -152,7 +153,7 @@ class Placements:
         return list(zip(self.cancelled_us, self.cancelled_at_us, strict=True))
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CustomerState:
     """The customer stage's state for one customer_id.
 

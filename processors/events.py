@@ -11,13 +11,14 @@ validate business rules; :func:`processors.validation.validate_event` does.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 
+from .records import record
 
-@dataclass(frozen=True, slots=True)
+
+@record
 class RepChanged:
     event_id: str
     occurred_at: datetime
@@ -29,7 +30,7 @@ class RepChanged:
     active: bool = True
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CustomerChanged:
     event_id: str
     occurred_at: datetime
@@ -42,13 +43,13 @@ class CustomerChanged:
     customer_since: date | None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Credit:
     rep_id: str
     share: Decimal
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class OrderLine:
     line_id: str
     sku: str
@@ -59,7 +60,7 @@ class OrderLine:
     unit_cost: Decimal = Decimal(0)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class OrderPlaced:
     event_id: str
     occurred_at: datetime
@@ -72,7 +73,7 @@ class OrderPlaced:
     credits: tuple[Credit, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class OrderCancelled:
     event_id: str
     occurred_at: datetime
@@ -80,7 +81,7 @@ class OrderCancelled:
     cancelled_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PaymentReceived:
     event_id: str
     occurred_at: datetime
@@ -90,7 +91,7 @@ class PaymentReceived:
     received_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RefundIssued:
     event_id: str
     occurred_at: datetime
@@ -100,7 +101,7 @@ class RefundIssued:
     issued_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PlanPublished:
     """A plan version. ``definition`` is the plan document (section 3) as canonical JSON;
     ``processors.plans`` parses it."""
@@ -113,7 +114,7 @@ class PlanPublished:
     definition: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PeriodClosed:
     event_id: str
     occurred_at: datetime
@@ -158,7 +159,7 @@ class DeltaKind(StrEnum):
     ACCELERATOR = "accelerator"  # tier/cap result of a rep's period (section 5)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class LineTrace:
     """How one order line contributed to a commission (section 8)."""
 
@@ -175,7 +176,7 @@ class LineTrace:
     note: str = ""  # e.g. "no rule matched"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CommissionDelta:
     """An incremental change of one rep's commission, explained (section 8).
 
@@ -210,7 +211,7 @@ class CommissionDelta:
     lines: tuple[LineTrace, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class DeadLetter:
     """An input that could not be processed, kept as data with a machine-readable reason."""
 

@@ -26,7 +26,6 @@ copies arrived.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -34,6 +33,7 @@ from .customers import CustomerState, instant_us
 from .events import RepChanged
 from .money import ONE, ZERO
 from .orders import OrderState
+from .records import record
 from .rules import line_revenue
 
 __all__ = [
@@ -57,7 +57,7 @@ PAID = "paid"
 CANCELLED = "cancelled"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class FactLine:
     """One order line as sold: ``revenue`` = quantity x unit_price x (1 - discount), full
     precision; ``unit_cost`` 0 means the cost is unknown."""
@@ -73,7 +73,7 @@ class FactLine:
     revenue: Decimal
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class FactCredit:
     """A credited rep with the rep facts frozen when the order was first processed."""
 
@@ -83,7 +83,7 @@ class FactCredit:
     region: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class OrderFact:
     order_id: str
     customer_id: str
@@ -129,7 +129,7 @@ class OrderFact:
         return order_status(self.cancelled, self.total, self.net_paid)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SalesRow:
     order_id: str
     line_no: int
@@ -145,7 +145,7 @@ class SalesRow:
     margin: Decimal | None  # max(0, revenue - quantity x unit_cost) x share; None: cost unknown
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CustomerFact:
     customer_id: str
     name: str
@@ -158,7 +158,7 @@ class CustomerFact:
     version: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RepFact:
     rep_id: str
     name: str

@@ -11,13 +11,13 @@ dataclass that :mod:`processors.serde` round-trips exactly;
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import date, datetime
 
 from .events import Credit, OrderPlaced, RepChanged
+from .records import record
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RepFacts:
     """What rules and plan selection read about a rep (CRM facts, SEMANTICS.md section 3).
 
@@ -58,7 +58,7 @@ def rep_facts(rep_id: str, reps: Mapping[str, RepChanged]) -> RepFacts:
     return facts
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CustomerSnapshot:
     """The customer facts rule conditions read, frozen when the order is first processed.
 
@@ -76,7 +76,7 @@ class CustomerSnapshot:
     orders_365d: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class OrderAccepted:
     """An order with its credit resolved and its facts snapshot: customer stage -> order
     stage (key ``order.order_id``).
@@ -98,7 +98,7 @@ class OrderAccepted:
         return self.order.event_id
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CreditResolved:
     """Credit for an order that was uncredited, now that its customer's owner is known:
     customer stage -> order stage (key ``order_id``).
@@ -114,7 +114,7 @@ class CreditResolved:
     reps: tuple[RepFacts, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SnapshotRestated:
     """An accepted order's snapshot as of its ``placed_at`` changed because an input
     dated before it reached the customer stage after it: a CRM record (its facts or owner
@@ -142,7 +142,7 @@ class SnapshotRestated:
     version: int  # 1, 2, ... per order: the order stage applies a newer one only
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class OrderCancelledNotice:
     """An order was cancelled: order stage -> customer stage (key ``customer_id``), so
     that it no longer counts among the customer's earlier orders."""

@@ -21,7 +21,7 @@ re-emits exactly those outputs (same delta ids) and changes nothing.
 from __future__ import annotations
 
 from collections.abc import Set
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -49,6 +49,7 @@ from .messages import (
 from .money import ONE, ZERO, ZERO_CENTS, round_cents
 from .periods import book_period, period_of
 from .plans import BOOKING, PAYMENT, PlanBook, PlanVersion, plan_from_event
+from .records import record
 from .rules import compute_commission, order_total
 
 __all__ = [
@@ -79,7 +80,7 @@ CANCEL_TYPE = "OrderCancelled"
 PLACED_TYPE = "OrderPlaced"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Movement:
     """A payment, refund or cancellation of the order, as applied (or pending)."""
 
@@ -90,7 +91,7 @@ class Movement:
     at: datetime  # received_at | issued_at | cancelled_at
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RepLedger:
     """One credited rep's commission on the order.
 
@@ -114,7 +115,7 @@ class RepLedger:
     last_positive: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class OrderState:
     """The order stage's state for one order_id.
 

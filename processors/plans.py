@@ -19,7 +19,7 @@ import json
 import operator
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import date, datetime, tzinfo
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache, partial
@@ -31,6 +31,7 @@ from .events import PlanPublished
 from .messages import RepFacts
 from .money import ONE, ZERO
 from .periods import MONTH, PERIOD_KINDS
+from .records import record
 
 __all__ = [
     "BOOKING",
@@ -119,7 +120,7 @@ PlanRef = tuple[str, int]
 # --------------------------------------------------------------------------- model
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Test:
     """One condition test: the fact ``key`` compared by ``op`` with ``value``.
 
@@ -132,7 +133,7 @@ class Test:
     check: Callable[[Any], bool] = field(compare=False, repr=False)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Band:
     """A rate-table band ``[lo, hi)``; ``hi`` None is unbounded."""
 
@@ -141,14 +142,14 @@ class Band:
     rate: Decimal
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RateTable:
     scope: str  # line_base | order_total | quantity
     method: str  # whole | marginal
     bands: tuple[Band, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Rule:
     """A rule: ``when`` (all tests), ``base``, and exactly one of rate, fixed, table.
 
@@ -166,7 +167,7 @@ class Rule:
     rate_text: str  # as traces show it: "0.05", "2.50 per unit", "25.00 per line", "table"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Modifier:
     id: str
     multiplier: Decimal
@@ -175,14 +176,14 @@ class Modifier:
     line_tests: tuple[Test, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TierBand:
     lo: Decimal
     hi: Decimal | None
     multiplier: Decimal
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Tiers:
     quota: Decimal
     quota_overrides: tuple[tuple[str, Decimal], ...]
@@ -197,13 +198,13 @@ class Tiers:
         return self.quota
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Caps:
     per_order: Decimal | None
     per_period: Decimal | None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class AppliesTo:
     """Whom a plan version applies to: ``level`` is one of :data:`LEVELS`; ``values`` the
     rep ids, team ids or regions (empty for ``everyone``)."""
@@ -230,7 +231,7 @@ class AppliesTo:
         return self.level == "everyone" or bool(self.values & other.values)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PlanVersion:
     """One parsed plan version (docs/plans.md). Equality compares the meaning, not the
     text: two documents that parse to the same plan are equal."""

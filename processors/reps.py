@@ -26,7 +26,7 @@ apply a ``RepChanged``/``PlanPublished`` to each of the rep's states.
 from __future__ import annotations
 
 from collections.abc import Mapping, Set
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
 from decimal import Decimal
 
@@ -38,6 +38,7 @@ from .money import ONE, ZERO, ZERO_CENTS
 from .periods import book_period, last_day
 from .plans import PlanBook, plan_from_event
 from .pmap import PMap
+from .records import record
 from .tiers import accelerator
 
 __all__ = ["Applied", "PeriodSums", "RepMessage", "RepState", "apply", "state_key"]
@@ -47,7 +48,7 @@ RepMessage = CommissionDelta | PlanPublished | RepChanged | PeriodClosed
 _NO_OUTPUTS: tuple[CommissionDelta, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PeriodSums:
     """One rep's (period, currency): its sums, its accelerator so far, and what was
     applied to it (``applied``: delta or event id -> the accelerator deltas it emitted)."""
@@ -63,7 +64,7 @@ class PeriodSums:
     applied: PMap[str, tuple[CommissionDelta, ...]] = field(default_factory=PMap)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Applied:
     """One entry of :attr:`PeriodSums.applied` stored on its own (processors.storage): an
     id applied to the period and the accelerator deltas it emitted there."""
@@ -72,7 +73,7 @@ class Applied:
     emitted: tuple[CommissionDelta, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RepState:
     """The rep-period stage's state for one rep_id: some or all of its periods."""
 

@@ -10,7 +10,6 @@ rep's credit share multiplies it. C is the sum over lines, then limited by
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -18,13 +17,14 @@ from .events import LineTrace, OrderLine, OrderPlaced
 from .messages import CustomerSnapshot, RepFacts
 from .money import ONE, ZERO, round_cents
 from .plans import Band, Modifier, PlanVersion, RateTable, Rule, Test
+from .records import record
 
 __all__ = ["Commission", "compute_commission", "line_revenue", "line_revenues", "order_total"]
 
 NO_RULE = "no rule matched"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Commission:
     """C for one (order, rep): ``amount`` after ``caps.per_order``; ``lines`` the trace of
     every line (amounts before the cap, share included)."""
