@@ -14,9 +14,14 @@ at version 1 (:func:`effective_state`); one of an open period is ``open`` at ver
 Contract of :func:`apply_command`: ``(state, command, context) -> (state, outputs)``, pure.
 
 - Every command yields exactly one :class:`AuditRecord` (applied or refused) whose
-  ``audit_id`` is the command id; a close also yields a :class:`PeriodClosed` event.
-- The same command delivered again (same ``command_id``) changes nothing and yields the
-  same outputs again (the first send may have been lost), never new ones.
+  ``audit_id`` is :func:`audit_id_of` the command: a hash of the statement, the actor,
+  the client's ``command_id`` and what the command asks. Two commands that share a
+  ``command_id`` on different statements (or from different users) are two commands
+  with two records; a close also yields a :class:`PeriodClosed` event.
+- The same command delivered again (same statement, actor, ``command_id`` and body)
+  changes nothing and yields the same outputs again (the first send may have been
+  lost), never new ones. The same ``command_id`` from the same actor on the same
+  statement asking something else is refused with ``reused_id``.
 - A command carries the statement version it saw (``expected_version``); a different
   current version refuses it with code ``conflict`` (optimistic concurrency: of two
   approvals of the same version one wins, the other is a conflict).
@@ -29,11 +34,20 @@ Contract of :func:`apply_command`: ``(state, command, context) -> (state, output
 
 Refusal codes: ``forbidden`` (role or ownership), ``segregation``, ``conflict`` (stale
 version), ``invalid_state`` (not allowed from the current state), ``invalid`` (missing or
-malformed field), ``amount_mismatch`` (payment differs from the total).
+malformed field), ``amount_mismatch`` (payment differs from the total), ``reused_id``
+(a command id already used for another command); :data:`HTTP_STATUS_OF_CODE` maps each
+to the status the API answers with.
+
+:func:`fold_records` folds a statement's applied audit records into the state they
+record: the read views derive from it, and it equals the state :func:`apply_command`
+keeps (without its history), so the views and the state that accepts commands cannot
+disagree.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -77,6 +91,18 @@ class Outcome(StrEnum):
 PERIOD_KEY_REP = ""
 
 MAX_TEXT = 2000  # reasons and references longer than this are refused (``invalid``)
+
+HTTP_STATUS_OF_CODE: dict[str, int] = {
+    "forbidden": 403,
+    "segregation": 403,
+    "conflict": 409,
+    "invalid_state": 409,
+    "reused_id": 409,
+    "invalid": 400,
+    "amount_mismatch": 422,
+    "unauthenticated": 401,
+}
+"""The HTTP status the API answers each refusal code with."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -392,6 +418,35 @@ def _validate(cmd: StatementCommand) -> None:
         raise Refusal("invalid", f"bad amounts: {exc}") from None
 
 
+def _fingerprint(cmd: StatementCommand) -> list[object]:
+    """What a command asks, as its sender wrote it. An approval's totals are left out:
+    the worker reads them when it builds the command, so a retry may carry others."""
+    amounts = [[c, str(a)] for c, a in cmd.amounts] if cmd.action != Action.APPROVE else []
+    return [cmd.action.value, cmd.expected_version, cmd.reason, cmd.reference, amounts]
+
+
+def audit_id_of(cmd: StatementCommand) -> str:
+    """The audit id of ``cmd``'s record: ``cmd-`` and a SHA-256 of the statement (rep
+    and period), the actor, the client's command id and what the command asks. The same
+    command sent again has the same id; the same ``command_id`` on another statement,
+    from another user or asking something else has another (the audit log holds each id
+    once, so an id shared by two commands would hide one of them)."""
+    scope = [cmd.rep_id, cmd.period, cmd.actor.user_id, cmd.command_id, *_fingerprint(cmd)]
+    digest = hashlib.sha256(json.dumps(scope, ensure_ascii=False).encode()).hexdigest()
+    return "cmd-" + digest[:40]
+
+
+def _same_command(seen: AuditRecord, cmd: StatementCommand, audit_id: str) -> bool:
+    if seen.audit_id == audit_id:
+        return True
+    # a record written before audit ids were scoped: its id is the command id
+    return (
+        seen.audit_id == seen.command_id == cmd.command_id
+        and seen.actor_id == cmd.actor.user_id
+        and seen.action == cmd.action.value
+    )
+
+
 def apply_command(
     state: StatementState | None, cmd: StatementCommand, ctx: StatementContext
 ) -> tuple[StatementState, list[AuditRecord | PeriodClosed]]:
@@ -400,13 +455,24 @@ def apply_command(
     Returns the new state (the same object when nothing changed but the history) and
     the outputs: the command's :class:`AuditRecord` and, for an applied close, the
     :class:`PeriodClosed` event to publish (its event id derives from the period, so a
-    re-emission is the same event). A command id already in the state's history
-    returns the state unchanged and the same outputs again."""
+    re-emission is the same event). A command already in the state's history (the same
+    :func:`audit_id_of`) returns the state unchanged and the same outputs again; the
+    same ``command_id`` from the same actor asking something else is refused
+    (``reused_id``) without changing the state."""
     current = effective_state(state, cmd.rep_id, cmd.period, ctx.period_closed)
+    audit_id = audit_id_of(cmd)
     for seen in current.history:
-        if seen.command_id == cmd.command_id:
+        if _same_command(seen, cmd, audit_id):
             return current, _outputs(seen, cmd)
     try:
+        for seen in current.history:
+            if seen.command_id == cmd.command_id and seen.actor_id == cmd.actor.user_id:
+                raise Refusal(
+                    "reused_id",
+                    f"command id {cmd.command_id!r} was already used on this statement for "
+                    f"another command ({seen.action}, {seen.outcome.value}): "
+                    "send a new command id",
+                )
         _validate(cmd)
         after = _transition(current, cmd, ctx)
     except Refusal as refusal:
@@ -455,7 +521,7 @@ def _record(
     message: str,
 ) -> AuditRecord:
     return AuditRecord(
-        audit_id=cmd.command_id,
+        audit_id=audit_id_of(cmd),
         command_id=cmd.command_id,
         action=cmd.action.value,
         outcome=outcome,
@@ -474,6 +540,36 @@ def _record(
         reference=cmd.reference,
         amounts=cmd.amounts,
     )
+
+
+def fold_records(
+    records: Iterable[AuditRecord], rep_id: str, period: str, period_closed: bool
+) -> StatementState:
+    """The state of a statement (without its history) folded from its applied audit
+    records, in version order whatever order they come in: what the read views show.
+    Equal to the state :func:`apply_command` keeps, since every applied transition has
+    one record of its own (:func:`audit_id_of`) holding what the transition set."""
+    state = effective_state(None, rep_id, period, period_closed)
+    applied = sorted(
+        (r for r in records if r.outcome == Outcome.APPLIED),
+        key=lambda r: (r.version_after, r.at, r.audit_id),
+    )
+    for r in applied:
+        state = replace(state, status=Status(r.state_after), version=r.version_after)
+        if r.action == Action.REVIEW.value:
+            state = replace(state, reviewed_by=r.actor_id, return_reason="")
+        elif r.action == Action.RETURN.value:
+            state = replace(state, reviewed_by=None, return_reason=r.reason)
+        elif r.action == Action.APPROVE.value:
+            state = replace(state, approved_by=r.actor_id, totals=normalize_amounts(r.amounts))
+        elif r.action == Action.PAY.value:
+            state = replace(
+                state,
+                paid_amounts=normalize_amounts(r.amounts),
+                payout_reference=r.reference,
+                paid_at=r.at,
+            )
+    return state
 
 
 def plan_record(actor: Actor, plan_id: str, version: int, at: datetime) -> AuditRecord:

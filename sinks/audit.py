@@ -12,9 +12,10 @@ the engine never replaces.
 ``statement_history`` is a view: the de-duplicated records of the lifecycle commands
 (statements and period closes, applied or refused), in time order; requests refused
 before they became commands (no token, wrong role) stay in ``audit_log`` only. A
-statement's current state is its latest applied record
-(:meth:`AuditStore.statement_states`); a statement without one is ``open`` while its
-period is open and ``closed`` (version 1) once it is.
+statement's current state is its applied records folded by
+:func:`processors.payouts.fold_records` (:meth:`AuditStore.statement_states`), the
+state the command agent keeps; a statement without one is ``open`` while its period is
+open and ``closed`` (version 1) once it is.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from processors.payouts import AuditRecord, Outcome
+from processors.payouts import AuditRecord, Outcome, fold_records
 
 from .clickhouse import Store
 
@@ -148,6 +149,34 @@ def _as_dict(row: Sequence[Any]) -> dict[str, Any]:
     return out
 
 
+def _as_record(row: Sequence[Any]) -> AuditRecord:
+    d = dict(zip(AUDIT_COLUMNS, row, strict=True))
+    at = d["at"]
+    if isinstance(at, datetime) and at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    amounts = json.loads(d["amounts"] or "{}")
+    return AuditRecord(
+        audit_id=str(d["audit_id"]),
+        command_id=str(d["command_id"]),
+        action=str(d["action"]),
+        outcome=Outcome(str(d["outcome"])),
+        code=str(d["code"]),
+        message=str(d["message"]),
+        rep_id=str(d["rep_id"]),
+        period=str(d["period"]),
+        actor_id=str(d["actor_id"]),
+        actor_role=str(d["actor_role"]),
+        at=at,
+        state_before=str(d["state_before"]),
+        state_after=str(d["state_after"]),
+        version_before=int(d["version_before"]),
+        version_after=int(d["version_after"]),
+        reason=str(d["reason"]),
+        reference=str(d["reference"]),
+        amounts=tuple(sorted((str(c), Decimal(str(a))) for c, a in amounts.items())),
+    )
+
+
 class AuditStore:
     """The audit queries and inserts on a :class:`~sinks.clickhouse.Store` (its lock,
     its engine)."""
@@ -236,9 +265,10 @@ class AuditStore:
         return [_as_dict(r) for r in rows]
 
     def statement_states(self, period: str | None = None) -> dict[tuple[str, str], dict[str, Any]]:
-        """(rep, period) -> the latest applied record's state of every statement that
-        has one: ``status``, ``version``, ``reviewed_by``, ``approved_by``, ``totals``,
-        ``paid``, ``reference``, ``return_reason``, ``updated_at``."""
+        """(rep, period) -> the state folded from the applied records of every statement
+        that has one (:func:`~processors.payouts.fold_records`): ``status``,
+        ``version``, ``reviewed_by``, ``approved_by``, ``totals`` (approved), ``paid``,
+        ``reference``, ``return_reason``, ``updated_at`` and, once paid, ``paid_at``."""
         where = "outcome = 'applied' AND rep_id != ''"
         params: dict[str, Any] = {}
         if period is not None:
@@ -248,40 +278,30 @@ class AuditStore:
             f"SELECT {_READ} FROM statement_history WHERE {where} ORDER BY version_after",
             params,
         )
-        out: dict[tuple[str, str], dict[str, Any]] = {}
+        grouped: dict[tuple[str, str], list[AuditRecord]] = {}
         for row in rows:
-            r = _as_dict(row)
-            key = (r["rep_id"], r["period"])
-            cur = out.setdefault(
-                key,
-                {
-                    "rep_id": r["rep_id"],
-                    "period": r["period"],
-                    "reviewed_by": None,
-                    "approved_by": None,
-                    "totals": {},
-                    "paid": {},
-                    "reference": "",
-                    "return_reason": "",
-                },
-            )
-            cur["status"] = r["state_after"]
-            cur["version"] = r["version_after"]
-            cur["updated_at"] = r["at"]
-            action = r["action"]
-            if action == "review":
-                cur["reviewed_by"] = r["actor_id"]
-                cur["return_reason"] = ""
-            elif action == "return":
-                cur["reviewed_by"] = None
-                cur["return_reason"] = r["reason"]
-            elif action == "approve":
-                cur["approved_by"] = r["actor_id"]
-                cur["totals"] = r["amounts"]
-            elif action == "pay":
-                cur["paid"] = r["amounts"]
-                cur["reference"] = r["reference"]
-                cur["paid_at"] = r["at"]
+            record = _as_record(row)
+            grouped.setdefault((record.rep_id, record.period), []).append(record)
+        out: dict[tuple[str, str], dict[str, Any]] = {}
+        for (rep_id, per), records in grouped.items():
+            state = fold_records(records, rep_id, per, period_closed=True)
+            latest = max(r.at for r in records)
+            view: dict[str, Any] = {
+                "rep_id": rep_id,
+                "period": per,
+                "status": state.status.value,
+                "version": state.version,
+                "reviewed_by": state.reviewed_by,
+                "approved_by": state.approved_by,
+                "totals": {c: str(a) for c, a in state.totals},
+                "paid": {c: str(a) for c, a in state.paid_amounts},
+                "reference": state.payout_reference,
+                "return_reason": state.return_reason,
+                "updated_at": latest.isoformat(timespec="milliseconds"),
+            }
+            if state.paid_at is not None:
+                view["paid_at"] = state.paid_at.isoformat(timespec="milliseconds")
+            out[(rep_id, per)] = view
         return out
 
     def statement_reps(self, period: str) -> list[str]:

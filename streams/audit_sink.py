@@ -3,7 +3,7 @@
 A thread of the worker that runs the ClickHouse sink, built like the delta sink: it
 resumes after the highest offset the table holds, inserts one batch per partition with
 an offset-range token (ids already held are dropped first), and commits offsets only
-after ClickHouse acknowledged. After each insert it remembers the outcomes by command id,
+after ClickHouse acknowledged. After each insert it remembers the outcomes by audit id,
 so an API request that sent a command can answer with its outcome
 (:meth:`AuditSink.outcome`) once the record is in the table.
 """
@@ -49,15 +49,17 @@ class AuditSink(threading.Thread):
     def stop(self) -> None:
         self._stop_event.set()
 
-    def outcome(self, command_id: str) -> AuditRecord | None:
-        """The record of ``command_id`` if this sink stored it since it started."""
+    def outcome(self, audit_id: str) -> AuditRecord | None:
+        """The record ``audit_id`` if this sink stored it since it started (a command's
+        audit id is :func:`processors.payouts.audit_id_of`, scoped to its statement and
+        actor: a command id alone may name commands of several statements)."""
         with self._lock:
-            return self._outcomes.get(command_id)
+            return self._outcomes.get(audit_id)
 
     def _remember(self, records: list[AuditRecord]) -> None:
         with self._lock:
             for r in records:
-                self._outcomes[r.command_id] = r
+                self._outcomes[r.audit_id] = r
             while len(self._outcomes) > REMEMBER:
                 self._outcomes.popitem(last=False)
 
@@ -131,11 +133,11 @@ class AuditSink(threading.Thread):
             )
 
 
-def wait_outcome(sink: AuditSink, command_id: str, timeout: float) -> AuditRecord | None:
-    """Block until ``sink`` stored the record of ``command_id`` (None after ``timeout``)."""
+def wait_outcome(sink: AuditSink, audit_id: str, timeout: float) -> AuditRecord | None:
+    """Block until ``sink`` stored the record ``audit_id`` (None after ``timeout``)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = sink.outcome(command_id)
+        found = sink.outcome(audit_id)
         if found is not None:
             return found
         time.sleep(0.02)

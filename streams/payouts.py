@@ -35,6 +35,7 @@ from processors import serde
 from processors.errors import ComstreamError, SerdeError
 from processors.events import PeriodClosed, PlanPublished
 from processors.payouts import (
+    HTTP_STATUS_OF_CODE,
     PERIOD_KEY_REP,
     Action,
     AuditRecord,
@@ -44,6 +45,7 @@ from processors.payouts import (
     StatementContext,
     StatementState,
     apply_command,
+    audit_id_of,
     can_read_statement,
     normalize_amounts,
     plan_record,
@@ -113,14 +115,7 @@ ROUTE_POLICY: dict[str, Policy] = {
 }
 """Every ``/api`` route's policy (a test checks that each registered route has one)."""
 
-HTTP_STATUS = {
-    "forbidden": 403,
-    "segregation": 403,
-    "conflict": 409,
-    "invalid_state": 409,
-    "invalid": 400,
-    "amount_mismatch": 422,
-}
+HTTP_STATUS = HTTP_STATUS_OF_CODE
 OUTCOME_TIMEOUT = 20.0
 USER_KEY = "comstream.user"
 
@@ -602,10 +597,17 @@ def _register_routes(app: faust.App, ws: WorkerState, payouts: Payouts) -> None:
         )
         key = statement_key(rep_id, period).encode()
         await payouts.commands.send(key=key, value=serde.dumps(cmd))
-        record = await run(wait_outcome, sink, command_id, OUTCOME_TIMEOUT)
+        audit_id = audit_id_of(cmd)
+        record = await run(wait_outcome, sink, audit_id, OUTCOME_TIMEOUT)
         if record is None:
             return view.json(
-                {"command_id": command_id, "pending": True, "error": "no outcome yet"}, status=202
+                {
+                    "command_id": command_id,
+                    "audit_id": audit_id,
+                    "pending": True,
+                    "error": "no outcome yet",
+                },
+                status=202,
             )
         body_out = {"record": _rec_json(record)}
         if record.outcome == Outcome.APPLIED:

@@ -460,3 +460,85 @@ def test_a_period_walks_from_open_to_paid_with_the_whole_audit_trail(
     assert cli_main(["payroll", "confirm", str(tmp_path / "good.json")]) == 0
     st = call("fin", f"/api/statements/rep-010/{P}")[1]
     assert st["status"] == "paid" and st["reference"] == "PR-1"
+
+
+# ---- issue 17: command ids, the views and the state that accepts commands ----------------
+
+
+def _agrees(env: Env, record: dict[str, Any]) -> None:
+    """After an accepted command, the statement's read view shows what it recorded and
+    its history holds the record."""
+    rep, period = record["rep_id"], record["period"]
+    st = env.call("admin", f"/api/statements/{rep}/{period}")[1]
+    assert (st["status"], st["version"]) == (record["state_after"], record["version_after"]), st
+    assert record["audit_id"] in {h["audit_id"] for h in st["history"]}
+    listed = env.call("admin", f"/api/statements?period={period}")[1]["statements"]
+    (row,) = [s for s in listed if s["rep_id"] == rep]
+    assert (row["status"], row["version"]) == (st["status"], st["version"])
+
+
+def _rep_of_team(env: Env, team: str, taken: set[str]) -> str:
+    from processors.events import RepChanged
+
+    reps = sorted({e.rep_id for e in env.events if isinstance(e, RepChanged) and e.team_id == team})
+    return next(r for r in reps if r not in taken)
+
+
+def test_a_command_id_used_on_another_statement_is_a_command_of_its_own(
+    env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A manager reusing another statement's command id, and finance paying with the
+    period close's id (which reps see in their history), get their own records; the
+    views, the queues and payroll agree with the worker's state."""
+    call = env.call
+    if P not in call("admin", "/api/status")[1]["closed_periods"]:
+        assert call("admin", f"/api/periods/{P}/close", {})[0] == 200
+        wait_until(lambda: P in call("admin", "/api/status")[1]["closed_periods"], 30, "closed")
+    history = call("rep", f"/api/statements/{R}/{P}/history")[1]["history"]
+    close_id = next(h["command_id"] for h in history if h["action"] == "close_period")
+    used = next(
+        (h["command_id"] for h in history if h["action"] == "review" and h["outcome"] == "applied"),
+        close_id,
+    )
+    west = _rep_of_team(env, "team-west", set())
+    status, body = call(
+        "mgr-west", f"/api/statements/{west}/{P}/review", {"version": 1, "command_id": used}
+    )
+    assert status == 200, body
+    assert (body["record"]["rep_id"], body["record"]["action"]) == (west, "review")
+    _agrees(env, body["record"])
+    # finance approves and pays another statement with the close's command id
+    east = "rep-001"  # returned to closed by the walk above
+    v = call("mgr", f"/api/statements/{east}/{P}")[1]["version"]
+    assert call("mgr", f"/api/statements/{east}/{P}/review", {"version": v})[0] == 200
+    status, body = call(
+        "fin", f"/api/statements/{east}/{P}/approve", {"version": v + 1, "command_id": close_id}
+    )
+    assert status == 200 and body["record"]["rep_id"] == east, body
+    _agrees(env, body["record"])
+    total = body["record"]["amounts"]
+    pay = {"version": v + 2, "amounts": total, "reference": "PR-17", "command_id": close_id + "-p"}
+    status, body = call("fin", f"/api/statements/{east}/{P}/pay", pay)
+    assert status == 200 and body["record"]["action"] == "pay", body
+    _agrees(env, body["record"])
+    # the same id again for something else on the same statement: 409, nothing changes
+    status, body = call(
+        "fin",
+        f"/api/statements/{east}/{P}/return",
+        {"version": v + 3, "reason": "x", "command_id": close_id + "-p"},
+    )
+    assert status == 409 and body["code"] == "reused_id", body
+    # the same pay again: the first answer
+    status, again = call("fin", f"/api/statements/{east}/{P}/pay", pay)
+    assert status == 200 and again["record"]["state_after"] == "paid"
+    st = call("fin", f"/api/statements/{east}/{P}")[1]
+    assert (st["status"], st["reference"]) == ("paid", "PR-17")
+    # payroll never lists a statement the worker holds as paid
+    monkeypatch.setenv("COMSTREAM_WEB_PORT", str(env.settings.web_port))
+    monkeypatch.setenv("COMSTREAM_TOKEN", env.tokens["fin2"])
+    assert cli_main(["payroll", "export", "--period", P, "--out", str(tmp_path)]) == 0
+    exported = json.loads((tmp_path / f"payroll-{P}.json").read_text())["lines"]
+    assert east not in {ln["rep_id"] for ln in exported}
+    assert west not in {
+        r["rep_id"] for r in call("mgr-west", f"/api/queues?period={P}")[1]["review"]
+    }

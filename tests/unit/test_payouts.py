@@ -5,6 +5,7 @@ commands and payments that must equal the approved total."""
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 from processors import serde
 from processors.events import PeriodClosed
 from processors.payouts import (
+    HTTP_STATUS_OF_CODE,
     Action,
     Actor,
     AuditRecord,
@@ -25,8 +27,10 @@ from processors.payouts import (
     StatementState,
     Status,
     apply_command,
+    audit_id_of,
     can_read_statement,
     effective_state,
+    fold_records,
     normalize_amounts,
 )
 
@@ -334,3 +338,94 @@ def test_any_command_sequence_keeps_the_invariants(
     if state.status == Status.PAID:
         assert normalize_amounts(state.paid_amounts) == normalize_amounts(state.totals)
     assert serde.loads(serde.dumps(state)) == state
+
+
+# ---- command ids are scoped to the statement and the actor (issue 17, item 1) ----------
+
+
+def _with_id(c: StatementCommand, command_id: str) -> StatementCommand:
+    return replace(c, command_id=command_id)
+
+
+def test_the_same_command_id_on_two_statements_gives_two_distinct_records() -> None:
+    close = cmd(Action.CLOSE_PERIOD, ADMIN, 0, rep="")
+    review_a = _with_id(cmd(Action.REVIEW, MANAGER, 1, rep="r1"), close.command_id)
+    review_b = _with_id(cmd(Action.REVIEW, MANAGER, 1, rep="r2"), close.command_id)
+    _, a = run(None, review_a)
+    _, b = run(None, review_b)
+    _, c = run(None, close, StatementContext(False))
+    assert a.outcome == b.outcome == c.outcome == Outcome.APPLIED
+    # one audit trail row each: the audit log keeps each audit id once
+    assert len({a.audit_id, b.audit_id, c.audit_id}) == 3
+    assert a.audit_id == audit_id_of(review_a) and b.audit_id == audit_id_of(review_b)
+    assert a.command_id == b.command_id == close.command_id
+
+
+def test_a_command_id_reused_on_a_statement_for_another_command_is_refused() -> None:
+    reviewed = walk_to(Status.REVIEWED)
+    approve = cmd(Action.APPROVE, FIN, 2, amounts=TOTAL)
+    approved, first = run(reviewed, approve)
+    assert first.outcome == Outcome.APPLIED
+    # the same id from the same user for another action, or another body: 409, no change
+    for other in (
+        _with_id(cmd(Action.PAY, FIN, 3, amounts=TOTAL, reference="R"), approve.command_id),
+        _with_id(cmd(Action.RETURN, FIN, 3, reason="why"), approve.command_id),
+        _with_id(cmd(Action.APPROVE, FIN, 3, amounts=TOTAL), approve.command_id),
+    ):
+        state, rec = run(approved, other)
+        assert (rec.outcome, rec.code) == (Outcome.REFUSED, "reused_id"), rec
+        assert rec.audit_id != first.audit_id and rec.audit_id == audit_id_of(other)
+        assert (state.status, state.version) == (Status.APPROVED, 3)
+        assert HTTP_STATUS_OF_CODE["reused_id"] == 409
+    # the same command again (approve totals are the worker's, not the sender's): same answer
+    again = replace(approve, issued_at=approve.issued_at + timedelta(seconds=5), amounts=())
+    state, rec = run(approved, again)
+    assert rec == first and state is approved
+    # another user's id that happens to be the same is their own command
+    pay = _with_id(cmd(Action.PAY, FIN2, 3, amounts=TOTAL, reference="R"), approve.command_id)
+    state, rec = run(approved, pay)
+    assert rec.outcome == Outcome.APPLIED and state.status == Status.PAID
+
+
+def test_the_read_view_folded_from_the_records_equals_the_state_that_accepts_commands() -> None:
+    state = walk_to(Status.PAID)
+    records = [r for r in state.history if r.outcome == Outcome.APPLIED]
+    view = fold_records(reversed(records), "r1", P, period_closed=True)
+    assert view == replace(state, history=())
+    assert fold_records([], "r1", P, period_closed=True) == effective_state(None, "r1", P, True)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            actions, actors, st.integers(0, 6), st.sampled_from(["", "a", "b"]), st.booleans()
+        ),
+        max_size=25,
+    )
+)
+def test_any_sequence_of_commands_with_reused_ids_keeps_views_and_state_equal(
+    steps: list[tuple[Action, Actor, int, str, bool]],
+) -> None:
+    """Client-chosen ids reused at random: every applied transition has one audit record
+    of its own, and the state folded from the records is the state the agent keeps."""
+    state: StatementState | None = None
+    emitted: dict[str, AuditRecord] = {}
+    for action, actor, version, cid, fresh in steps:
+        if action == Action.CLOSE_PERIOD:
+            continue
+        c = cmd(action, actor, version, reason="r", reference="ref", amounts=TOTAL)
+        if cid and not fresh:
+            c = _with_id(c, cid)
+        before = effective_state(state, "r1", P, True)
+        state, out = apply_command(state, c, CTX)
+        rec = out[0]
+        assert isinstance(rec, AuditRecord)
+        assert emitted.get(rec.audit_id, rec) == rec  # an id never names two records
+        emitted[rec.audit_id] = rec
+        if rec.outcome == Outcome.REFUSED:
+            assert (state.status, state.version) == (before.status, before.version)
+    if state is None:
+        return
+    applied = [r for r in emitted.values() if r.outcome == Outcome.APPLIED]
+    assert fold_records(applied, "r1", P, period_closed=True) == replace(state, history=())
