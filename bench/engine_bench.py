@@ -440,7 +440,15 @@ def throughput(args: argparse.Namespace) -> None:
         profiler.enable()
     started = time.perf_counter()
     cpu_started = time.process_time()
-    if args.gc == "replay":
+    if args.api == "batch":
+        # what comstream replay does: Engine.process_batch per chunk (the collector paused
+        # inside), what is alive frozen after each chunk
+        size = args.batch_size
+        with LongLivedGC(every=1) as collector:
+            for i in range(0, len(events), size):
+                engine.process_batch(events[i : i + size])
+                collector.tick()
+    elif args.gc == "replay":
         with LongLivedGC() as collector:
             tick = collector.tick
             for event in events:
@@ -459,7 +467,8 @@ def throughput(args: argparse.Namespace) -> None:
     print(f"events: {len(events):,} ({', '.join(f'{k} {v:,}' for k, v in kinds.most_common())})")
     print(
         f"orders: {mix.orders:,}; lines per order 1-10; reps {args.reps}; "
-        f"customers {args.customers}; plans {len(engine.plans)}; gc {args.gc}"
+        f"customers {args.customers}; plans {len(engine.plans)}; "
+        f"{'batch' if args.api == 'batch' else 'per event, gc ' + args.gc}"
     )
     print(
         f"deltas: {len(deltas):,} ({', '.join(f'{k} {v:,}' for k, v in by_kind.items())}); "
@@ -565,6 +574,15 @@ def main(argv: list[str] | None = None) -> int:
         help="cyclic GC: as configured, as comstream replay runs it (freeze every 10,000 "
         "events; throughput only), frozen once with high thresholds, or off; see configure_gc",
     )
+    parser.add_argument(
+        "--api",
+        choices=("batch", "event"),
+        default="batch",
+        help="batch: Engine.process_batch over chunks of --batch-size events, as comstream "
+        "replay runs it (the collector paused in a batch, survivors frozen after it; --gc "
+        "is then ignored); event: Engine.process per event under --gc",
+    )
+    parser.add_argument("--batch-size", type=int, default=10_000, help="events per batch")
     parser.add_argument("--profile", action="store_true", help="print a cProfile summary")
     parser.add_argument("--serde", action="store_true", help="state sizes and serde times")
     parser.add_argument("--memory", action="store_true", help="measure memory of open orders")
