@@ -9,6 +9,11 @@ Contract: :func:`encode` accepts any event, :class:`CommissionDelta` or
 :class:`DeadLetterRecord` and returns bytes; :func:`decode` returns the same value (times
 to the millisecond, decimals numerically equal) or raises :class:`CodecError` naming the
 problem. Schemas are parsed once, at import.
+
+A schema that changes gets a new id, as a schema registry would give it; the earlier
+versions stay readable under their ids (:data:`LEGACY_SCHEMAS`, files in
+``schemas/legacy/``), so messages already on the topics, and the original bytes kept in
+dead letters, decode as they were written. Encoding always uses the current schema.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import json
 import struct
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta, timezone
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 from enum import Enum
 from functools import cache
 from importlib import resources
@@ -60,16 +65,23 @@ Encodable: TypeAlias = Event | CommissionDelta | DeadLetterRecord
 SCHEMA_IDS: dict[str, int] = {
     "RepChanged": 1,
     "CustomerChanged": 2,
-    "OrderPlaced": 3,
+    "OrderPlaced": 11,
     "OrderCancelled": 4,
     "PaymentReceived": 5,
     "RefundIssued": 6,
     "PlanPublished": 7,
     "PeriodClosed": 8,
-    "CommissionDelta": 9,
+    "CommissionDelta": 12,
     "DeadLetter": 10,
 }
-_NAME_BY_ID = {v: k for k, v in SCHEMA_IDS.items()}
+"""The id each record is written with (its current schema)."""
+LEGACY_SCHEMAS: dict[int, str] = {
+    3: "OrderPlaced",  # shares to 10 places, line figures to 4-6
+    9: "CommissionDelta",  # the share to 12 places
+}
+"""Ids of earlier schema versions, still read: id -> record name (schema file
+``schemas/legacy/{name}-{id}.avsc``)."""
+_NAME_BY_ID = {**{v: k for k, v in SCHEMA_IDS.items()}, **LEGACY_SCHEMAS}
 _TYPES: dict[str, type[Any]] = {
     **EVENT_TYPES,
     "CommissionDelta": CommissionDelta,
@@ -105,6 +117,16 @@ def _parsed(name: str) -> Any:
     return fastavro.parse_schema(_raw_schemas()[name])
 
 
+@cache
+def _parsed_id(schema_id: int) -> Any:
+    """The parsed schema of an id, current or legacy."""
+    name = LEGACY_SCHEMAS.get(schema_id)
+    if name is None:
+        return _parsed(_NAME_BY_ID[schema_id])
+    path = resources.files("schemas").joinpath("legacy", f"{name}-{schema_id}.avsc")
+    return fastavro.parse_schema(json.loads(path.read_text(encoding="utf-8")))
+
+
 def type_name(value: Encodable) -> str:
     """The schema name of a value."""
     return "DeadLetter" if isinstance(value, DeadLetterRecord) else type(value).__name__
@@ -131,8 +153,11 @@ def _line_trace_scales() -> dict[str, int]:
     return _decimal_scales(lines["type"]["items"])
 
 
+_WIDE = Context(prec=64, rounding=ROUND_HALF_EVEN)  # 38 digits fit, whatever the thread's
+
+
 def _quantize(value: Decimal, scale: int) -> Decimal:
-    return value.quantize(Decimal(1).scaleb(-scale), rounding=ROUND_HALF_EVEN)
+    return value.quantize(Decimal(1).scaleb(-scale), context=_WIDE)
 
 
 def to_record(value: Encodable) -> dict[str, Any]:
@@ -229,7 +254,7 @@ def decode(data: bytes) -> Any:
     buf = io.BytesIO(data)
     buf.seek(_HEADER.size)
     try:
-        rec = fastavro.schemaless_reader(buf, _parsed(name), None)
+        rec = fastavro.schemaless_reader(buf, _parsed_id(_HEADER.unpack_from(data)[1]), None)
     except Exception as exc:  # fastavro raises many types on corrupt bodies
         raise CodecError(f"{name}: corrupt Avro body: {type(exc).__name__}: {exc}") from exc
     if buf.tell() != len(data):

@@ -8,7 +8,11 @@ offset (``"2026-11-26T09:30:00+08:00"``), kept to the millisecond as on the wire
 ``placed_at``.
 
 Contract: :func:`parse_event` returns the event or raises :class:`EventFormatError` with a
-machine-readable reason and the field at fault; :func:`format_event` is its inverse.
+machine-readable reason and the field at fault; :func:`format_event` is its inverse. A
+decimal with more places than its field's Avro scale (12 for line figures, 28 for shares,
+4 for payments and refunds) is refused with ``invalid.amount_precision``, the reason the
+engine gives such an event (SEMANTICS.md section 2, "Precision"), with the line's
+``event_id`` and type, so that a reader can dead-letter that event alone.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 
 from processors.events import EVENT_TYPES, CommissionDelta, Event
@@ -25,6 +29,7 @@ from .codec import _OFFSET_SUFFIX, from_record, schema_json, to_record, type_nam
 from .errors import CodecError, EventFormatError
 
 _MISSING = object()
+_WIDE = Context(prec=200)  # a decimal's places are checked exactly, however long it is
 
 
 def parse_event(line: str | bytes) -> Event:
@@ -45,7 +50,13 @@ def event_from_dict(obj: dict[str, Any]) -> Event:
         known = ", ".join(sorted(EVENT_TYPES))
         raise EventFormatError("format.unknown_type", f"type {name!r} is not one of {known}")
     body = {k: v for k, v in obj.items() if k != "type"}
-    rec = _convert_record(schema_json(name), body, path="")
+    try:
+        rec = _convert_record(schema_json(name), body, path="")
+    except EventFormatError as exc:
+        event_id = obj.get("event_id")
+        exc.event_id = event_id if isinstance(event_id, str) else None
+        exc.event_type = name
+        raise
     try:
         event: Event = from_record(name, rec)
     except CodecError as exc:
@@ -143,9 +154,12 @@ def _decimal(raw: Any, scale: int, precision: int, path: str) -> Decimal:
     exponent = value.as_tuple().exponent
     assert isinstance(exponent, int)
     if -exponent > scale:
-        raise EventFormatError(
-            "format.bad_value", f"{path}: {raw} has more than {scale} decimal places"
-        )
+        exact = value.quantize(Decimal(1).scaleb(-scale), context=_WIDE)
+        if exact != value:
+            raise EventFormatError(
+                "invalid.amount_precision", f"{path}: {raw} has more than {scale} decimal places"
+            )
+        value = exact  # only zeros beyond the scale
     if value.adjusted() + 1 + scale > precision:
         raise EventFormatError("format.bad_value", f"{path}: {raw} is too large")
     return value

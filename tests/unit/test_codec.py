@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import json
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -258,7 +261,7 @@ PAY = '"event_id":"e","occurred_at":"2026-11-01T00:00:00Z","order_id":"o","payme
             '{"type":"PaymentReceived",'
             + PAY
             + ',"amount":"1.00001","received_at":"2026-11-01T00:00:00Z"}',
-            "format.bad_value",
+            "invalid.amount_precision",
             "decimal places",
         ),
         (
@@ -322,3 +325,107 @@ def test_avro_container_refuses_other_files(tmp_path: Path) -> None:
     path.write_bytes(b"not avro at all")
     with pytest.raises(CodecError, match="not a readable Avro container"):
         list(read_events(path))
+
+
+THIRD = Decimal("0.3333333333333333333333333333")
+SPLIT = OrderPlaced(
+    "e28",
+    T0,
+    "o-28",
+    "c-1",
+    T0,
+    "USD",
+    (
+        OrderLine(
+            "l",
+            "S",
+            "c",
+            Decimal("1.000000000001"),
+            Decimal("0.000000000001"),
+            Decimal("0.123456789012"),
+            Decimal("999999999.999999999999"),
+        ),
+    ),
+    None,
+    (
+        Credit("a", THIRD),
+        Credit("b", THIRD),
+        Credit("c", Decimal("0.3333333333333333333333333334")),
+    ),
+)
+
+
+def test_28_place_shares_and_12_place_line_figures_round_trip() -> None:
+    _equal(decode_event(encode(SPLIT)), SPLIT)
+    line = format_event(SPLIT)
+    assert '"share":"0.3333333333333333333333333334"' in line
+    _equal(parse_event(line), SPLIT)
+    _equal(decode_event(encode(parse_event(line))), SPLIT)
+
+
+def test_delta_carries_a_28_place_share() -> None:
+    delta = replace(_delta(), share=THIRD)
+    assert decode(encode(delta)).share == THIRD
+    assert decode(encode(replace(_delta(), share=Decimal(1)))).share == 1
+
+
+def test_the_earlier_schemas_are_still_read() -> None:
+    """OrderPlaced and CommissionDelta changed (shares to 28 places, line figures to 12):
+    bytes written under their earlier ids (3, 9) decode as they were written."""
+    import fastavro
+
+    from schemas.codec import LEGACY_SCHEMAS, to_record
+
+    assert LEGACY_SCHEMAS == {3: "OrderPlaced", 9: "CommissionDelta"}
+    assert SCHEMA_IDS["OrderPlaced"] not in LEGACY_SCHEMAS
+    assert SCHEMA_IDS["CommissionDelta"] not in LEGACY_SCHEMAS
+    root = Path(__file__).resolve().parents[2] / "schemas" / "legacy"
+    for value, schema_id in ((SAMPLES[4], 3), (_delta(), 9)):
+        name = type(value).__name__
+        schema = fastavro.parse_schema(json.loads((root / f"{name}-{schema_id}.avsc").read_text()))
+        buf = io.BytesIO()
+        buf.write(b"\x00" + schema_id.to_bytes(4, "big"))
+        rec = to_record(value)
+        if name == "CommissionDelta":  # the share as the earlier writer had it
+            rec["share"] = rec["share"].quantize(Decimal("1E-12"))
+        fastavro.schemaless_writer(buf, schema, rec)
+        old = buf.getvalue()
+        assert peek_type(old) == name
+        _equal(decode(old), value)
+        assert encode(value)[1:5] == SCHEMA_IDS[name].to_bytes(4, "big")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "places"),
+    [
+        ("share", "0.33333333333333333333333333333", 28),
+        ("quantity", "1.0000000000001", 12),
+        ("unit_price", "0.0000000000001", 12),
+        ("discount", "0.1000000000001", 12),
+        ("unit_cost", "1.0000000000001", 12),
+    ],
+)
+def test_jsonl_refuses_a_figure_finer_than_its_field_as_amount_precision(
+    field: str, value: str, places: int
+) -> None:
+    obj = json.loads(format_event(SPLIT))
+    if field == "share":
+        obj["credits"][0]["share"] = value
+    else:
+        obj["lines"][0][field] = value
+    with pytest.raises(EventFormatError) as info:
+        parse_event(json.dumps(obj))
+    assert info.value.reason == "invalid.amount_precision"
+    assert f"more than {places} decimal places" in info.value.detail
+    assert (info.value.event_id, info.value.event_type) == ("e28", "OrderPlaced")
+
+
+def test_jsonl_accepts_zeros_beyond_the_scale() -> None:
+    line = (
+        '{"type":"PaymentReceived",'
+        + PAY
+        + ',"amount":"10.500000","received_at":"2026-11-01T00:00:00Z"}'
+    )
+    event = parse_event(line)
+    assert isinstance(event, PaymentReceived) and event.amount == Decimal("10.5")
+    assert decode_event(encode(event)) == event
