@@ -1,6 +1,9 @@
-"""The currencies the engine accepts: the active ISO 4217 alphabetic codes (fixed list).
+"""The currencies the engine accepts: the active ISO 4217 alphabetic codes (fixed list),
+and their minor units.
 
-Validation refuses an order in any other currency with ``invalid.currency_unknown``.
+Validation refuses an order in any other currency with ``invalid.currency_unknown``. A
+payment or refund finer than its order's currency's minor unit (:func:`minor_unit`) is
+refused with ``invalid.amount_precision`` (SEMANTICS.md section 2, "Precision").
 """
 
 from __future__ import annotations
@@ -190,6 +193,65 @@ ISO_4217: frozenset[str] = frozenset(
         "ZWL",
     )
 )
+
+
+MAX_MINOR_UNIT = 4
+"""The finest minor unit of ISO 4217 (CLF, UYW): no payment in any currency is finer."""
+
+# ISO 4217 minor units that are not 2. The codes ISO gives no minor unit ("N.A.": precious
+# metals, SDR, bond-market units, the testing code) take the finest one,
+# :data:`MAX_MINOR_UNIT`.
+_MINOR_UNITS: dict[str, int] = {
+    **dict.fromkeys(
+        (
+            "BIF",
+            "CLP",
+            "DJF",
+            "GNF",
+            "ISK",
+            "JPY",
+            "KMF",
+            "KRW",
+            "PYG",
+            "RWF",
+            "UGX",
+            "UYI",
+            "VND",
+            "VUV",
+            "XAF",
+            "XOF",
+            "XPF",
+        ),
+        0,
+    ),
+    **dict.fromkeys(("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"), 3),
+    **dict.fromkeys(("CLF", "UYW"), 4),
+    **dict.fromkeys(
+        (
+            "XAG",
+            "XAU",
+            "XBA",
+            "XBB",
+            "XBC",
+            "XBD",
+            "XDR",
+            "XPD",
+            "XPT",
+            "XSU",
+            "XTS",
+            "XUA",
+        ),
+        MAX_MINOR_UNIT,
+    ),
+}
+
+
+def minor_unit(code: str) -> int:
+    """The number of decimal places of ``code``'s minor unit (ISO 4217): 2 for USD, 0 for
+    JPY, 3 for KWD; :data:`MAX_MINOR_UNIT` for a code without one (XAU) or unknown."""
+    if code not in ISO_4217:
+        return MAX_MINOR_UNIT
+    return _MINOR_UNITS.get(code, 2)
 
 
 def is_known_currency(code: str) -> bool:

@@ -13,7 +13,12 @@ Reasons (``invalid.*``):
 ``amount_type``            a money, quantity, fraction or share that is not a Decimal
 ``amount_non_finite``      NaN or infinity
 ``amount_too_large``       more than 10^12 in absolute value
-``amount_precision``       a payment, refund or share with more than 12 decimal places
+``amount_precision``       a figure finer than allowed (SEMANTICS.md section 2, "Precision"):
+                           a line figure with more than 12 decimal places, a share with
+                           more than 28, a payment or refund with more than 4 (no
+                           currency's minor unit is finer) or, checked by the order stage
+                           once the order is known (:func:`money_precision`), finer than
+                           the minor unit of its order's currency
 ``amount_negative``        a negative payment or refund
 ``quantity_negative``      a line with quantity < 0
 ``price_negative``         a line with unit_price < 0
@@ -31,16 +36,19 @@ Reasons (``invalid.*``):
 
 A plan that is valid on its own but conflicts with the plan book (two plans equally
 specific for one rep on one date) is refused by the engine with ``plan.conflict``.
+
+Each refusal concerns the one event: the engine, ``comstream replay`` and the worker go on
+with the others.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, Inexact, InvalidOperation
 from typing import Any
 
-from .currencies import ISO_4217
+from .currencies import ISO_4217, MAX_MINOR_UNIT, minor_unit
 from .errors import PlanError
 from .events import (
     CustomerChanged,
@@ -59,14 +67,33 @@ from .money import ONE
 from .periods import is_period
 from .plans import plan_from_event
 
-__all__ = ["MAX_AMOUNT", "MAX_PLACES", "validate_event"]
+__all__ = [
+    "MAX_AMOUNT",
+    "MAX_MONEY_PLACES",
+    "MAX_PLACES",
+    "MAX_SHARE_PLACES",
+    "money_precision",
+    "validate_event",
+]
 
 MAX_AMOUNT = Decimal(10) ** 12
 MAX_PLACES = 12
+"""Decimal places an amount of an event may carry (line figures)."""
+MAX_SHARE_PLACES = 28
+"""Decimal places a credit share may carry (a third to 28 places)."""
+MAX_MONEY_PLACES = MAX_MINOR_UNIT
+"""Decimal places a payment or refund may carry whatever its order's currency."""
 _MIN_AMOUNT = -MAX_AMOUNT
 _ZERO = Decimal(0)
 _ONE = Decimal(1)
 _QUANTUM = Decimal(1).scaleb(-MAX_PLACES)
+_QUANTA = {n: Decimal(1).scaleb(-n) for n in range(MAX_SHARE_PLACES + 1)}
+# wide enough for any figure validation accepts (13 integer digits, 28 places) and the
+# exact sum of an order's shares, whatever the thread's decimal context
+_EXACT = Context(prec=64)
+# quantize to MAX_PLACES raising Inexact when digits other than zeros would go: cheaper
+# than comparing the result (a line's four figures are checked on every order)
+_FIT = Context(prec=28, traps=[InvalidOperation, Inexact]).quantize
 
 
 class _Invalid(Exception):
@@ -91,7 +118,7 @@ def _aware(value: Any, name: str) -> None:
         raise _Invalid("invalid.naive_datetime", f"{name} has no time zone: {value.isoformat()}")
 
 
-def _number(value: Any, name: str, exact: bool = True) -> Decimal:
+def _number(value: Any, name: str, places: int = MAX_PLACES) -> Decimal:
     if type(value) is not Decimal:
         raise _Invalid(
             "invalid.amount_type", f"{name} is a {type(value).__name__}, not a Decimal: {value!r}"
@@ -100,10 +127,14 @@ def _number(value: Any, name: str, exact: bool = True) -> Decimal:
         raise _Invalid("invalid.amount_non_finite", f"{name} is {value}")
     if value > MAX_AMOUNT or value < _MIN_AMOUNT:
         raise _Invalid("invalid.amount_too_large", f"{name} {value} exceeds {MAX_AMOUNT:,}")
-    if exact and value.quantize(_QUANTUM) != value:
+    quantum = _QUANTA[places]
+    # up to 12 places a figure within MAX_AMOUNT fits the default 28 digits; shares need more
+    if (
+        value.quantize(quantum) if places <= MAX_PLACES else value.quantize(quantum, context=_EXACT)
+    ) != value:
         raise _Invalid(
             "invalid.amount_precision",
-            f"{name} {value} has more than {MAX_PLACES} digits after the decimal point",
+            f"{name} {value} has more than {places} digits after the decimal point",
         )
     return value
 
@@ -114,10 +145,10 @@ def _line(line: OrderLine) -> None:
     _id(line_id, "line_id")
     if type(line.sku) is not str or type(line.category) is not str:
         raise _Invalid("invalid.missing_id", f"line {line_id}: sku and category must be strings")
-    quantity = _number(line.quantity, f"line {line_id} quantity", exact=False)
-    price = _number(line.unit_price, f"line {line_id} unit_price", exact=False)
-    discount = _number(line.discount, f"line {line_id} discount", exact=False)
-    cost = _number(line.unit_cost, f"line {line_id} unit_cost", exact=False)
+    quantity = _number(line.quantity, f"line {line_id} quantity")
+    price = _number(line.unit_price, f"line {line_id} unit_price")
+    discount = _number(line.discount, f"line {line_id} discount")
+    cost = _number(line.unit_cost, f"line {line_id} unit_cost")
     if quantity < 0:
         raise _Invalid("invalid.quantity_negative", f"line {line_id}: quantity {quantity} < 0")
     if price < 0:
@@ -146,6 +177,7 @@ def _order(event: OrderPlaced) -> None:
     if not lines:
         raise _Invalid("invalid.no_lines", f"order {event.order_id} has no lines")
     seen: set[str] = set()
+    fit = _FIT
     for line in lines:
         line_id = line.line_id
         q, p, d, c = line.quantity, line.unit_price, line.discount, line.unit_cost
@@ -163,7 +195,12 @@ def _order(event: OrderPlaced) -> None:
                 and type(line.sku) is str
                 and type(line.category) is str
             )
-        except InvalidOperation:  # a NaN compared
+            if ok:  # at most MAX_PLACES decimal places: Inexact is raised beyond
+                fit(q, _QUANTUM)
+                fit(p, _QUANTUM)
+                fit(d, _QUANTUM)
+                fit(c, _QUANTUM)
+        except (InvalidOperation, Inexact):  # a NaN compared, a figure too fine
             ok = False
         if not ok:
             _line(line)
@@ -177,7 +214,7 @@ def _order(event: OrderPlaced) -> None:
         total = Decimal(0)
         for credit in event.credits:
             _id(credit.rep_id, "credits.rep_id")
-            share = _number(credit.share, f"share of {credit.rep_id}")
+            share = _number(credit.share, f"share of {credit.rep_id}", MAX_SHARE_PLACES)
             if not 0 < share <= 1:
                 raise _Invalid(
                     "invalid.share_range", f"share {share} of {credit.rep_id} not in (0, 1]"
@@ -185,14 +222,14 @@ def _order(event: OrderPlaced) -> None:
             if credit.rep_id in reps:
                 raise _Invalid("invalid.duplicate_credit", f"rep {credit.rep_id} is credited twice")
             reps.add(credit.rep_id)
-            total += share
+            total = _EXACT.add(total, share)  # exact: 28-place shares overflow 28 digits
         if total != ONE:
             raise _Invalid("invalid.shares_sum", f"credit shares sum to {total}, not exactly 1")
 
 
 def _money(event: PaymentReceived | RefundIssued, amount: Any) -> None:
     _id(event.order_id, "order_id")
-    value = _number(amount, "amount")
+    value = _number(amount, "amount", MAX_MONEY_PLACES)
     if value < 0:
         raise _Invalid("invalid.amount_negative", f"amount {value} < 0")
 
@@ -276,3 +313,26 @@ def validate_event(event: Event) -> DeadLetter | None:
             type(event).__name__,
         )
     return None
+
+
+def money_precision(event: PaymentReceived | RefundIssued, currency: str) -> DeadLetter | None:
+    """None when the amount of ``event`` (already valid: :func:`validate_event`) is a
+    whole number of ``currency``'s minor unit; else an ``invalid.amount_precision``
+    :class:`DeadLetter` (USD 10.001, JPY 100.5). The order stage applies it where the
+    order, hence the currency, is known. Never raises."""
+    amount = event.amount
+    places = minor_unit(currency)
+    try:
+        if amount.quantize(_QUANTA[places], context=_EXACT) == amount:
+            return None
+    except (ArithmeticError, AttributeError, TypeError):
+        pass
+    kind = type(event).__name__
+    noun = "payment" if kind == "PaymentReceived" else "refund"
+    return DeadLetter(
+        "invalid.amount_precision",
+        f"{noun} amount {amount} of order {event.order_id} is finer than the minor unit of "
+        f"its currency {currency} ({places} decimal places)",
+        event.event_id,
+        kind,
+    )

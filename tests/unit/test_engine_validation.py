@@ -43,13 +43,32 @@ CASES: list[tuple[str, Event]] = [
     ("invalid.amount_too_large", with_line(unit_price=Decimal("1000000000001"))),
     ("invalid.amount_too_large", with_line(quantity=Decimal(1000000), unit_price=Decimal(2000000))),
     ("invalid.amount_precision", pay("o1", "0.0000000000001")),
+    # SEMANTICS.md section 2, "Precision": payments and refunds to 4 places (no currency's
+    # minor unit is finer), line figures to 12, shares to 28
+    ("invalid.amount_precision", pay("o1", "100.00001")),
+    ("invalid.amount_precision", refund("o1", "0.12345")),
+    ("invalid.amount_precision", with_line(unit_price=Decimal("0.0000000000001"))),
+    ("invalid.amount_precision", with_line(quantity=Decimal("1.0000000000001"))),
+    ("invalid.amount_precision", with_line(discount=Decimal("0.1000000000001"))),
+    ("invalid.amount_precision", with_line(unit_cost=Decimal("3.0000000000001"))),
     (
         "invalid.amount_precision",
         replace(
             GOOD,
             credits=(
-                Credit("a", Decimal("0.5000000000000001")),
-                Credit("b", Decimal("0.4999999999999999")),
+                Credit("a", Decimal("0.50000000000000000000000000001")),
+                Credit("b", Decimal("0.49999999999999999999999999999")),
+            ),
+        ),
+    ),
+    (  # the sum is exact: 1 + 1E-28 is not 1, though it has 29 digits
+        "invalid.shares_sum",
+        replace(
+            GOOD,
+            credits=(
+                Credit("a", Decimal("0.3333333333333333333333333334")),
+                Credit("b", Decimal("0.3333333333333333333333333334")),
+                Credit("c", Decimal("0.3333333333333333333333333333")),
             ),
         ),
     ),
@@ -120,7 +139,22 @@ def test_refused_with_reason(reason: str, event: Event) -> None:
     [
         GOOD,
         with_line(quantity=Decimal(0)),
-        with_line(unit_price=Decimal("0.0000000000001")),  # lines may carry any precision
+        with_line(unit_price=Decimal("0.000000000001")),  # line figures: 12 places
+        with_line(
+            quantity=Decimal("1.000000000001"),
+            discount=Decimal("0.123456789012"),
+            unit_cost=Decimal("0.999999999999"),
+        ),
+        with_line(unit_price=Decimal("1.50000000000000000000")),  # zeros beyond 12 places
+        replace(  # shares: 28 places, summing to exactly 1
+            GOOD,
+            credits=(
+                Credit("a", Decimal("0.3333333333333333333333333333")),
+                Credit("b", Decimal("0.3333333333333333333333333333")),
+                Credit("c", Decimal("0.3333333333333333333333333334")),
+            ),
+        ),
+        pay("o1", "100.0001"),  # to 4 places here; the order stage checks the currency
         with_line(discount=Decimal(1)),
         replace(
             GOOD,
