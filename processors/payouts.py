@@ -227,25 +227,48 @@ def effective_state(
     return StatementState(rep_id, period, Status.OPEN, 0)
 
 
+MAX_AMOUNT_DIGITS = 15  # digits before the point of an amount in a command
+MAX_AMOUNT_PLACES = 12  # digits after it
+
+
 def normalize_amounts(
     amounts: Mapping[str, object] | Iterable[tuple[str, object]],
 ) -> tuple[tuple[str, Decimal], ...]:
     """Amounts per currency as a sorted tuple of (currency, Decimal), zero amounts
-    dropped, from a mapping or pairs. Raises ValueError on anything else."""
+    dropped, from a mapping or pairs. A currency is a three-letter upper-case code; an
+    amount a decimal string, an int or a Decimal, finite, with at most
+    :data:`MAX_AMOUNT_DIGITS` digits before the point and :data:`MAX_AMOUNT_PLACES` after
+    it (so sums stay exact). Raises ValueError, with a message for the sender, on
+    anything else."""
     items = amounts.items() if isinstance(amounts, Mapping) else amounts
     out: dict[str, Decimal] = {}
     for pair in items:
         currency, amount = pair
-        if not isinstance(currency, str) or not currency:
-            raise ValueError(f"bad currency {currency!r}")
+        if not isinstance(currency, str) or not _is_currency(currency):
+            raise ValueError(f"bad currency {str(currency)[:40]!r}: a code such as USD")
+        shown = str(amount)[:40]
+        if isinstance(amount, bool) or not isinstance(amount, str | int | Decimal):
+            raise ValueError(f"bad amount for {currency}: {shown!r} is not a decimal number")
         try:
-            value = Decimal(str(amount))
+            value = Decimal(amount) if isinstance(amount, Decimal) else Decimal(str(amount))
         except ArithmeticError:
-            raise ValueError(f"bad amount {amount!r}") from None
+            raise ValueError(f"bad amount for {currency}: {shown!r} is not a number") from None
         if not value.is_finite():
-            raise ValueError(f"bad amount {amount!r}")
+            raise ValueError(f"bad amount for {currency}: {shown!r} is not a finite number")
+        if value and (
+            value.adjusted() >= MAX_AMOUNT_DIGITS
+            or -int(value.as_tuple().exponent) > MAX_AMOUNT_PLACES
+        ):
+            raise ValueError(
+                f"bad amount for {currency}: {shown!r} is out of range (at most "
+                f"{MAX_AMOUNT_DIGITS} digits before the point and {MAX_AMOUNT_PLACES} after)"
+            )
         out[currency] = out.get(currency, Decimal(0)) + value
     return tuple(sorted((c, a) for c, a in out.items() if a != 0))
+
+
+def _is_currency(code: str) -> bool:
+    return len(code) == 3 and code.isascii() and code.isalpha() and code.isupper()
 
 
 def _same_amounts(a: tuple[tuple[str, Decimal], ...], b: tuple[tuple[str, Decimal], ...]) -> bool:

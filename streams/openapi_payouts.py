@@ -47,9 +47,12 @@ _REC = {"$ref": "#/components/schemas/AuditRecord"}
 _STATEMENT = {"$ref": "#/components/schemas/StatementStatus"}
 _OUTCOME = {
     "200": _ok({"type": "object", "properties": {"record": _REC}}),
-    "202": _ok({"type": "object", "properties": {"command_id": _STR, "pending": {}}}),
+    "202": _ok(
+        {"type": "object", "properties": {"command_id": _STR, "audit_id": _STR, "pending": {}}}
+    ),
     "400": _ERR,
     "409": _ERR,
+    "413": _ERR,
     "422": _ERR,
     **_AUTH,
 }
@@ -83,8 +86,18 @@ def _post(summary: str, body: dict[str, Any], params: list[dict[str, Any]]) -> d
     }
 
 
-_VERSION = {"type": "integer", "description": "the statement version you saw"}
-_CMD_ID = {"type": "string", "description": "optional: resending the same id applies once"}
+_VERSION = {
+    "type": "integer",
+    "minimum": 0,
+    "maximum": 1_000_000,
+    "description": "the statement version you saw",
+}
+_CMD_ID = {
+    "type": "string",
+    "pattern": "^[A-Za-z0-9._:-]{1,200}$",
+    "description": "optional: resending the same command with the same id applies it once; "
+    "the same id for another command on the same statement is a 409 (reused_id)",
+}
 
 PAYOUT_SCHEMAS: dict[str, Any] = {
     "AuditRecord": {

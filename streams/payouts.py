@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ from schemas.codec import encode
 from sinks.audit import AuditStore
 
 from .audit_sink import wait_outcome
+from .bodies import MAX_COMMAND_BYTES, BadBody, json_object, read_limited
 from .users import User, auth_enabled
 from .web_ui import _asset
 
@@ -117,6 +119,8 @@ ROUTE_POLICY: dict[str, Policy] = {
 
 HTTP_STATUS = HTTP_STATUS_OF_CODE
 OUTCOME_TIMEOUT = 20.0
+MAX_VERSION = 1_000_000
+_COMMAND_ID = re.compile(r"[A-Za-z0-9._:-]{1,200}")
 USER_KEY = "comstream.user"
 
 
@@ -209,12 +213,16 @@ class Payouts:
         status: int,
         rep_id: str = "",
         period: str = "",
+        code: str | None = None,
     ) -> Any:
-        """Log and audit a request refused before it became a command; the response."""
+        """Log and audit a request refused before it became a command; the response
+        (``status``, ``{"error", "code", "audit_id"}``). ``code`` defaults to
+        ``unauthenticated`` for a 401 and ``forbidden`` otherwise."""
         actor = user.actor if user is not None else None
         who = f"{user.user_id} ({user.role})" if user is not None else "anonymous"
         log.warning("refused %s for %s: %s", what, who, message)
-        code = "unauthenticated" if status == 401 else "forbidden"
+        if code is None:
+            code = "unauthenticated" if status == 401 else "forbidden"
         record = refusal_record(
             "req-" + uuid.uuid4().hex, actor, what, message, _now(), rep_id, period, code
         )
@@ -565,12 +573,17 @@ def _register_routes(app: faust.App, ws: WorkerState, payouts: Payouts) -> None:
         sink = ws.audit_sink
         if ws.store is None or sink is None:
             return no_store(view)
+        what = f"{request.method} {request.path}"
         try:
-            body = await request.json() if request.can_read_body else {}
-        except ValueError:
-            return view.json({"error": "the body is not JSON"}, status=400)
-        if not isinstance(body, dict):
-            return view.json({"error": "the body must be a JSON object"}, status=400)
+            data = await read_limited(request, MAX_COMMAND_BYTES)
+            body = json_object(data, request.headers.get("Content-Type", ""))
+        except BadBody as bad:
+            return cast(
+                Response,
+                await payouts.refuse(
+                    user, what, bad.message, bad.status, rep_id, period, "invalid"
+                ),
+            )
         try:
             extra = build(body) if build is not None else {}
             version = body.get("version")
@@ -578,12 +591,22 @@ def _register_routes(app: faust.App, ws: WorkerState, payouts: Payouts) -> None:
                 version = 1 if period in ws.dims.closed_periods else 0
             if not isinstance(version, int) or isinstance(version, bool):
                 raise ValueError("version (the statement version you saw) must be an integer")
+            if not 0 <= version <= MAX_VERSION:
+                raise ValueError(f"version must be between 0 and {MAX_VERSION}")
             reason = body.get("reason", "")
             if not isinstance(reason, str):
                 raise ValueError("reason must be a string")
+            command_id = body.get("command_id") or uuid.uuid4().hex
+            if not isinstance(command_id, str) or not _COMMAND_ID.fullmatch(command_id):
+                raise ValueError(
+                    "command_id must be a string of 1 to 200 letters, digits and . _ : - "
+                )
         except (ValueError, TypeError, ArithmeticError) as exc:
-            return view.json({"error": str(exc)}, status=400)
-        command_id = str(body.get("command_id") or uuid.uuid4().hex)
+            # a well-formed body whose fields are refused: audited like a refused command
+            return cast(
+                Response,
+                await payouts.refuse(user, what, str(exc), 400, rep_id, period, "invalid"),
+            )
         cmd = StatementCommand(
             command_id=command_id,
             action=action,

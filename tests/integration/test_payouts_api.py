@@ -542,3 +542,95 @@ def test_a_command_id_used_on_another_statement_is_a_command_of_its_own(
     assert west not in {
         r["rep_id"] for r in call("mgr-west", f"/api/queues?period={P}")[1]["review"]
     }
+
+
+# ---- issue 17: malformed bodies are 400s with a clear message -----------------------------
+
+
+def _post_raw(env: Env, who: str, path: str, data: bytes, content_type: str) -> tuple[int, Any]:
+    req = urllib.request.Request(env.settings.web_url + path, data=data, method="POST")
+    req.add_header("Content-Type", content_type)
+    req.add_header("Authorization", f"Bearer {env.tokens[who]}")
+    try:
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            raw, status = resp.read(), resp.status
+    except urllib.error.HTTPError as exc:
+        raw, status = exc.read(), exc.code
+    try:
+        return status, json.loads(raw)
+    except ValueError:
+        return status, raw.decode("utf-8", "replace")
+
+
+DEEP = b"[" * 30_000 + b"]" * 30_000  # under the size limit: refused for its depth
+BAD_BODIES = [
+    ("deep-array", DEEP, "application/json"),
+    ("deep-object", b'{"a":' * 10_000 + b"1" + b"}" * 10_000, "application/json"),
+    ("text-plain", b'{"version": 1}', "text/plain"),
+    ("form", b"version=1", "application/x-www-form-urlencoded"),
+    ("not-json", b"{version: 1", "application/json"),
+    ("not-utf8", b'{"version": 1, "reason": "\xff"}', "application/json"),
+    ("array", b"[1, 2]", "application/json"),
+    ("nan", b'{"version": NaN}', "application/json"),
+    ("huge-int", b'{"version": ' + b"9" * 5000 + b"}", "application/json"),
+]
+
+
+@pytest.mark.parametrize(("name", "data", "ctype"), BAD_BODIES, ids=[b[0] for b in BAD_BODIES])
+def test_a_malformed_body_is_a_400_with_a_clear_message(
+    env: Env, name: str, data: bytes, ctype: str
+) -> None:
+    status, body = _post_raw(env, "mgr", f"/api/statements/{R}/{P}/review", data, ctype)
+    assert status == 400, (name, status, body)
+    assert isinstance(body, dict) and body["code"] == "invalid", body
+    assert body["error"] and "<class" not in body["error"] and "Traceback" not in body["error"]
+
+
+def test_a_body_over_the_limit_is_a_413(env: Env) -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000  # the issue's body: refused before it is parsed
+    status, body = _post_raw(
+        env, "mgr", f"/api/statements/{R}/{P}/review", deep, "application/json"
+    )
+    assert status == 413 and body["code"] == "invalid", body
+    data = json.dumps({"version": 1, "reason": "x" * 300_000}).encode()
+    status, body = _post_raw(
+        env, "mgr", f"/api/statements/{R}/{P}/return", data, "application/json"
+    )
+    assert status == 413 and "bytes" in body["error"], body
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"version": 3, "amounts": {"USD": "1e999999999"}, "reference": "R"},
+        {"version": 3, "amounts": {"USD": 1e999999999}, "reference": "R"},
+        {"version": 3, "amounts": {"USD": "1E-999999999"}, "reference": "R"},
+        {"version": 3, "amounts": {"USD": {"$gt": 0}}, "reference": "R"},
+        {"version": 3, "amounts": ["USD", "1"], "reference": "R"},
+        {"version": 3, "amounts": {"usd dollars": "1"}, "reference": "R"},
+        {"version": "3", "amounts": {"USD": "1"}, "reference": "R"},
+        {"version": 3.0, "amounts": {"USD": "1"}, "reference": "R"},
+        {"version": True, "amounts": {"USD": "1"}, "reference": "R"},
+        {"version": 10**30, "amounts": {"USD": "1"}, "reference": "R"},
+        {"version": 3, "amounts": {"USD": "1"}, "reference": ["R"]},
+        {"version": 3, "amounts": {"USD": "1"}, "reference": "R", "command_id": {"a": 1}},
+        {"version": 3, "amounts": {"USD": "1"}, "reference": "R", "command_id": "x" * 1000},
+    ],
+    ids=lambda f: json.dumps(f)[:60],
+)
+def test_a_refused_well_formed_command_is_a_400_and_audited_with_its_code(
+    env: Env, fields: dict[str, Any]
+) -> None:
+    data = json.dumps(fields).encode()  # 1e999999999 as a float is written "Infinity"
+    if "1e999999999" in str(fields) or fields["amounts"] == {"USD": float("inf")}:
+        data = data.replace(b"Infinity", b"1e999999999")
+    status, body = _post_raw(env, "fin", f"/api/statements/{R}/{P}/pay", data, "application/json")
+    assert status == 400, (status, body)
+    assert body["code"] == "invalid" and body["audit_id"], body
+    assert "<class" not in body["error"] and "decimal.Overflow" not in body["error"], body
+
+    def audited() -> bool:
+        records = env.call("admin", f"/api/audit?limit=100000&period={P}")[1]["records"]
+        return any(r["audit_id"] == body["audit_id"] and r["code"] == "invalid" for r in records)
+
+    wait_until(audited, 30, "the refusal in the audit log")

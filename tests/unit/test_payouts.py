@@ -291,6 +291,23 @@ def test_normalize_amounts() -> None:
     for bad in ({"USD": "x"}, {"": "1"}, {"USD": "NaN"}):
         with pytest.raises(ValueError):
             normalize_amounts(bad)
+    # issue 17: amounts that overflowed the sum, or were not numbers at all, are refused
+    # with a message for the sender (not "[<class 'decimal.Overflow'>]")
+    for bad, words in (
+        ({"USD": "1e999999999"}, "out of range"),
+        ({"USD": Decimal("1e999999999"), "EUR": "1"}, "out of range"),
+        ({"USD": "1E-999999999"}, "out of range"),
+        ({"USD": "Infinity"}, "finite"),
+        ({"USD": {"$gt": 0}}, "not a decimal number"),
+        ({"USD": True}, "not a decimal number"),
+        ({"USD": 1.5}, "not a decimal number"),
+        ({"usd": "1"}, "currency"),
+        ({"US D": "1"}, "currency"),
+    ):
+        with pytest.raises(ValueError, match=words) as refused:
+            normalize_amounts(bad)  # type: ignore[arg-type]
+        assert "<class" not in str(refused.value)
+    assert normalize_amounts({"USD": "999999999999999.999999999999"})
 
 
 actions = st.sampled_from(list(Action))
