@@ -14,7 +14,9 @@
     comstream dlq replay --reason R | --offset N   re-publish dead letters whose cause was fixed
     comstream reconcile --period P           nothing missed: events balance, ledger = engine
 
-Exit status: 0 on success, 1 when input was rejected or a check failed, 2 on usage errors.
+Exit status: 0 on success, 1 when input was rejected or a check failed, 2 on usage errors;
+``replay`` exits 3 when it dead-lettered events (the totals are those of the others),
+``reconcile`` 3 and 4 as its help says.
 """
 
 from __future__ import annotations
@@ -188,7 +190,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--topic", help="produce every event to this topic instead of its own")
     p.set_defaults(fn=cmd_publish)
 
-    p = sub.add_parser("replay", help="run the engine over an event file (no Kafka)")
+    p = sub.add_parser(
+        "replay",
+        help="run the engine over an event file (no Kafka)",
+        description="Run the engine over an event file (no Kafka) and print per-rep, "
+        "per-period totals. An event the engine refuses, or a line whose figures have more "
+        "decimal places than allowed (invalid.amount_precision), is printed as a dead "
+        "letter and every other event still counts.",
+        epilog="Exit status: 0 every event processed; 3 some events were dead-lettered "
+        "(printed with the totals of all the others); 1 an error, no totals (a file that "
+        "cannot be read, a line that is not an event); 2 usage error.",
+    )
     p.add_argument("events", help="JSON lines (.jsonl) or an Avro container file (.avro)")
     p.add_argument("--plan", action="append", default=[], help="plan file (repeatable)")
     p.add_argument("--out", help="write the deltas as JSON lines")

@@ -3,6 +3,13 @@
 Replay is the batch reference that the streaming path is compared with: the same
 ``processors`` stages, composed in one process, in file order, no Kafka. Plan files given
 with ``--plan`` are published first, in the order given.
+
+Bad input never stops a replay: an event the engine refuses, or a line whose figures
+are finer than their field carries (``invalid.amount_precision``), is a dead letter, and
+every other event still counts. ``comstream replay`` prints the dead letters with the
+totals and then exits with :data:`EXIT_DEAD_LETTERS`. A line that is not an event at all
+(not JSON, unknown type, missing field...) still stops it: a reference run must not skip
+input it cannot name.
 """
 
 from __future__ import annotations
@@ -32,15 +39,27 @@ from .batchgc import LongLivedGC
 from .demo import plan_event
 from .errors import ComstreamError
 
+PRECISION = "invalid.amount_precision"
+
+
+EXIT_DEAD_LETTERS = 3
+"""``comstream replay``'s exit status when some events were dead-lettered: the totals
+printed are those of every other event (0: none was; 1: an error, no totals)."""
+
+Input = Event | DeadLetter
+"""What an event file yields: an event, or the dead letter of a line refused alone."""
+
 
 class EventFileError(ComstreamError):
     """An event file that cannot be read; names the file and line."""
 
 
-def read_event_file(path: Path) -> Iterator[Event]:
+def read_event_file(path: Path) -> Iterator[Input]:
     """Events of a JSON-lines file (any name but ``*.avro``) or an Avro container file.
-    A malformed JSON line stops the replay with its line number: a reference run must
-    not silently skip input."""
+    A line whose figures are finer than their field carries gives the
+    ``invalid.amount_precision`` dead letter of that event (named by file and line) in
+    its place; any other malformed line stops the replay with its line number
+    (:class:`EventFileError`): a reference run must not silently skip input."""
     if path.suffix == ".avro":
         yield from read_events(path)
         return
@@ -51,7 +70,11 @@ def read_event_file(path: Path) -> Iterator[Event]:
             try:
                 yield parse_event(line)
             except EventFormatError as exc:
-                raise EventFileError(f"{path}:{number}: {exc}") from exc
+                if exc.reason != PRECISION:
+                    raise EventFileError(f"{path}:{number}: {exc}") from exc
+                yield DeadLetter(
+                    exc.reason, f"{path}:{number}: {exc.detail}", exc.event_id, exc.event_type
+                )
 
 
 @dataclass
@@ -73,8 +96,10 @@ class ReplayResult:
         return dict(out)
 
 
-def replay(events: Iterable[Event], plan_files: Sequence[Path] = ()) -> ReplayResult:
-    """Run the engine over plan files and then events."""
+def replay(events: Iterable[Input], plan_files: Sequence[Path] = ()) -> ReplayResult:
+    """Run the engine over plan files and then events; a :class:`DeadLetter` among the
+    events (a line refused by :func:`read_event_file`) counts as an event and is kept
+    with the engine's own dead letters, in order."""
     result = ReplayResult()
     engine = result.engine
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
@@ -82,7 +107,10 @@ def replay(events: Iterable[Event], plan_files: Sequence[Path] = ()) -> ReplayRe
     with LongLivedGC() as gc:
         for event in itertools.chain(plans, events):
             result.events += 1
-            for out in engine.process(event):
+            if type(event) is DeadLetter:
+                result.dead_letters.append(event)
+                continue
+            for out in engine.process(event):  # type: ignore[arg-type]
                 if isinstance(out, CommissionDelta):
                     result.deltas.append(out)
                 else:
@@ -139,7 +167,12 @@ def replay_command(args: argparse.Namespace) -> int:
                     "events": result.events,
                     "deltas": len(result.deltas),
                     "dead_letters": [
-                        {"reason": d.reason, "detail": d.detail, "event_id": d.event_id}
+                        {
+                            "reason": d.reason,
+                            "detail": d.detail,
+                            "event_id": d.event_id,
+                            "event_type": d.event_type,
+                        }
                         for d in result.dead_letters
                     ],
                     "totals": [
@@ -159,9 +192,11 @@ def replay_command(args: argparse.Namespace) -> int:
         )
         for letter in result.dead_letters:
             console.print(
-                f"dead letter: {letter.event_id or '-'}: {letter.reason}: {letter.detail}"
+                f"dead letter: {letter.event_id or '-'}: {letter.reason}: {letter.detail}",
+                markup=False,
+                highlight=False,
             )
-    return 0
+    return EXIT_DEAD_LETTERS if result.dead_letters else 0
 
 
 def simulate_command(args: argparse.Namespace) -> int:

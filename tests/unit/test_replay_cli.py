@@ -162,6 +162,28 @@ CASES: dict[str, tuple[str, list[dict[str, Any]], dict[tuple[str, str], str]]] =
         ],
         {("r1", "2026-11"): "1.67", ("r2", "2026-11"): "1.67", ("r3", "2026-11"): "1.67"},
     ),
+    # The same with shares to 28 places (SEMANTICS.md section 2, "Precision"):
+    # C = 5.00 x 0.333...3 = 1.666...65 (x2) and 5.00 x 0.333...34 = 1.666...67;
+    # pay 50: E = 0.8333... -> 0.83 each; pay 50: E = 1.666... -> 1.67 each
+    "thirds-to-28-places": (
+        PLAN_UTC,
+        [
+            *CRM,
+            order(
+                "o2",
+                "2026-11-01T09:00:00Z",
+                [("1", "100.00", "0")],
+                credits=[
+                    {"rep_id": "r1", "share": "0.3333333333333333333333333333"},
+                    {"rep_id": "r2", "share": "0.3333333333333333333333333333"},
+                    {"rep_id": "r3", "share": "0.3333333333333333333333333334"},
+                ],
+            ),
+            pay("p3", "o2", "50.00", "2026-11-02T10:00:00Z"),
+            pay("p4", "o2", "50.00", "2026-11-03T10:00:00Z"),
+        ],
+        {("r1", "2026-11"): "1.67", ("r2", "2026-11"): "1.67", ("r3", "2026-11"): "1.67"},
+    ),
     # The payment arrives before its order and is booked by its own time (October);
     # T = 2 x 50.00 = 100.00, C = 5.00, f = 1 -> +5.00 in 2026-10 once the order arrives;
     # the cancellation (November) sets f = 0 -> -5.00 in 2026-11.
@@ -240,6 +262,79 @@ def test_replay_names_the_bad_line(tmp_path: Path) -> None:
     )
     assert proc.returncode == 1
     assert f"{path}:2:" in proc.stderr and "format.missing_field" in proc.stderr
+
+
+def _replay_json(path: Path, plan: Path) -> tuple[int, dict[str, Any], str]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "comstream.cli", "replay", str(path), "--plan", str(plan), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return proc.returncode, json.loads(proc.stdout) if proc.stdout else {}, proc.stderr
+
+
+OVER_PRECISE = [
+    # a payment finer than any currency's minor unit
+    pay("p-fine", "o1", "100.00001", "2026-11-20T10:00:00Z"),
+    # a share to 29 places
+    order(
+        "o9",
+        "2026-11-06T09:00:00Z",
+        [("1", "999.00", "0")],
+        credits=[
+            {"rep_id": "r1", "share": "0.33333333333333333333333333333"},
+            {"rep_id": "r2", "share": "0.66666666666666666666666666667"},
+        ],
+    ),
+    # a unit price to 13 places
+    order("o8", "2026-11-07T09:00:00Z", [("1", "10.0000000000001", "0")]),
+]
+
+
+@pytest.mark.parametrize("bad", OVER_PRECISE, ids=["payment", "share", "unit_price"])
+def test_one_over_precise_event_is_dead_lettered_alone(bad: dict[str, Any], tmp_path: Path) -> None:
+    """Bad input never stops a replay: the over-precise event is a dead letter, every
+    other event counts exactly as in a replay of the file without it, and the exit
+    status says so (3)."""
+    plan_text, events, expected = CASES["instalments-and-refund"]
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(plan_text)
+    good = [*events, pay("p-late", "o1", "50.00", "2026-12-20T10:00:00Z")]
+    at = 6  # after the order and its first payment: valid events before and after it
+    with_bad = tmp_path / "with-bad.jsonl"
+    with_bad.write_text("".join(json.dumps(e) + "\n" for e in [*good[:at], bad, *good[at:]]))
+    without = tmp_path / "without.jsonl"
+    without.write_text("".join(json.dumps(e) + "\n" for e in good))
+
+    code, report, err = _replay_json(with_bad, plan)
+    assert code == 3, err
+    ref_code, reference, ref_err = _replay_json(without, plan)
+    assert ref_code == 0, ref_err
+    assert report["totals"] == reference["totals"]
+    assert {(t["rep_id"], t["period"]): t["amount"] for t in report["totals"]} == {
+        **expected,
+        ("r1", "2026-12"): "12.50",  # 10.00 + 5% of the late 50.00
+    }
+    (letter,) = report["dead_letters"]
+    assert letter["reason"] == "invalid.amount_precision"
+    assert letter["event_id"] == bad["event_id"]
+    assert letter["event_type"] == bad["type"]
+    assert f"{with_bad}:{at + 1}:" in letter["detail"]
+    assert report["events"] == reference["events"] + 1
+    assert report["deltas"] == reference["deltas"]
+
+    table = subprocess.run(
+        [sys.executable, "-m", "comstream.cli", "replay", str(with_bad), "--plan", str(plan)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert table.returncode == 3, table.stderr
+    assert f"dead letter: {bad['event_id']}: invalid.amount_precision: {with_bad}:" in (
+        table.stdout.replace("\n", "")
+    )
+    assert "r1" in table.stdout and "12.50" in table.stdout
 
 
 def test_simulate_compares_two_plans_per_rep(tmp_path: Path) -> None:
