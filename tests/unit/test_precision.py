@@ -163,3 +163,27 @@ def test_engine_accepts_a_28_place_three_way_split_exactly() -> None:
     assert shares["a"] + shares["b"] + shares["c"] == 1
     commissions = {d.rep_id: d.commission for d in deltas}
     assert commissions["c"] - Decimal("1.666666666666666666666666667") == 0
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="28-place share products are rounded at the default 28 digits; exact half-cent "
+    "ties need a wider context in processors/rules.py and orders.py "
+    "(docs/semantics-decisions.md, Precision)",
+)
+def test_a_28_place_share_of_a_half_cent_tie_is_rounded_exactly() -> None:
+    from processors.engine import Engine
+
+    third = "0.3333333333333333333333333333"
+    plan = plan_doc(earn_on="booking", rules=[{"id": "flat", "base": "revenue", "rate": "0.1"}])
+    placed = order(
+        "o1",
+        [line("l1", 1, "0.15")],
+        rep_id=None,
+        credits=[("a", third), ("b", third), ("c", "0.3333333333333333333333333334")],
+    )
+    out = Engine().process_all([publish(plan), placed])
+    # C = 0.015: exactly 0.0049999999999999999999999999995 (-> 0.00) for a and b and
+    # 0.0050000000000000000000000000010 (-> 0.01) for c
+    got = {o.rep_id: str(o.amount) for o in out if isinstance(o, CommissionDelta)}
+    assert got == {"c": "0.01"}
