@@ -35,7 +35,10 @@ Contract of :func:`apply_command`: ``(state, command, context) -> (state, output
 Refusal codes: ``forbidden`` (role or ownership), ``segregation``, ``conflict`` (stale
 version), ``invalid_state`` (not allowed from the current state), ``invalid`` (missing or
 malformed field), ``amount_mismatch`` (payment differs from the total), ``reused_id``
-(a command id already used for another command); :data:`HTTP_STATUS_OF_CODE` maps each
+(a command id already used for another command), ``period_not_ended`` and
+``period_unused`` (a close of a period that has not ended everywhere, or of one whose
+kind no plan computes by then; a close with ``force`` and a reason goes through, and
+its record says so); :data:`HTTP_STATUS_OF_CODE` maps each
 to the status the API answers with.
 
 :func:`fold_records` folds a statement's applied audit records into the state they
@@ -50,13 +53,13 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from enum import StrEnum
 
 from .errors import EngineError
 from .events import PeriodClosed
-from .periods import is_period
+from .periods import is_period, last_day, period_kind
 
 
 class Role(StrEnum):
@@ -98,6 +101,8 @@ HTTP_STATUS_OF_CODE: dict[str, int] = {
     "conflict": 409,
     "invalid_state": 409,
     "reused_id": 409,
+    "period_not_ended": 409,
+    "period_unused": 409,
     "invalid": 400,
     "amount_mismatch": 422,
     "unauthenticated": 401,
@@ -136,6 +141,7 @@ class StatementCommand:
     reason: str = ""
     reference: str = ""
     amounts: tuple[tuple[str, Decimal], ...] = ()
+    force: bool = False  # a close of a period that has not ended or that no plan uses
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,12 +194,14 @@ class StatementState:
 @dataclass(frozen=True, slots=True)
 class StatementContext:
     """What the worker knows when it applies a command: whether the period is closed
-    (the closed periods of the dimension topic) and the statement rep's team and
-    manager (from ``crm.reps``; None when unknown)."""
+    (the closed periods of the dimension topic), the statement rep's team and manager
+    (from ``crm.reps``; None when unknown) and, for a close, whether some plan computes
+    periods of its kind by then (:func:`period_planned`)."""
 
     period_closed: bool
     rep_team: str | None = None
     rep_manager: str | None = None
+    period_planned: bool = True
 
 
 class Refusal(EngineError):
@@ -279,6 +287,43 @@ def _fmt(amounts: tuple[tuple[str, Decimal], ...]) -> str:
     return ", ".join(f"{a} {c}" for c, a in normalize_amounts(amounts)) or "nothing"
 
 
+# ---- periods a command may name --------------------------------------------------------
+
+FIRST_YEAR = 1900
+LAST_YEAR = 2999
+"""Periods of years outside this range are refused as impossible (``0000-01``, or a
+``9999-12`` whose end the calendar cannot hold)."""
+
+LATEST_OFFSET = timedelta(hours=12)
+"""A period has ended everywhere once it has ended at UTC-12, the latest time zone."""
+
+
+def period_problem(period: str) -> str | None:
+    """Why ``period`` cannot name a statement period (malformed, or a year outside
+    :data:`FIRST_YEAR`-:data:`LAST_YEAR`), or None when it can."""
+    if not is_period(period):
+        return f"{period[:40]!r} is not a period (YYYY-MM or YYYY-Qn)"
+    year = int(period[:4])
+    if not FIRST_YEAR <= year <= LAST_YEAR:
+        return f"period {period} is out of range (years {FIRST_YEAR}-{LAST_YEAR})"
+    return None
+
+
+def period_ends_at(period: str) -> datetime:
+    """The instant ``period`` has ended in every time zone: the first day of the next
+    period at 00:00 at UTC-12, i.e. 12:00 UTC. ``period`` must be valid."""
+    first_next = last_day(period) + timedelta(days=1)
+    return datetime.combine(first_next, time(0), tzinfo=UTC) + LATEST_OFFSET
+
+
+def period_planned(period: str, plans: Iterable[tuple[str, date]]) -> bool:
+    """Whether some plan version, given as (period kind, effective from), computes
+    periods of ``period``'s kind and is in effect by the period's last day."""
+    kind = period_kind(period)
+    end = last_day(period)
+    return any(k == kind and start <= end for k, start in plans)
+
+
 # ---- reads ---------------------------------------------------------------------------
 
 
@@ -337,6 +382,16 @@ def _transition(
             )
         if state.status != Status.OPEN or ctx.period_closed:
             raise Refusal("invalid_state", f"period {cmd.period} is already closed")
+        problems = _close_problems(cmd, ctx)
+        if problems and not cmd.force:
+            code, message = problems[0]
+            raise Refusal(
+                code,
+                f'{message}; close it anyway with "force": true and a reason, '
+                "which the audit trail records",
+            )
+        if cmd.force and not cmd.reason.strip():
+            raise Refusal("invalid", "a forced close needs a reason")
         return replace(state, status=Status.CLOSED, version=state.version + 1)
 
     if action in (Action.REVIEW, Action.RETURN) and actor.role == Role.MANAGER:
@@ -426,9 +481,32 @@ def _transition(
     )
 
 
+def _close_problems(cmd: StatementCommand, ctx: StatementContext) -> list[tuple[str, str]]:
+    """What speaks against closing ``cmd.period`` now: (code, message) pairs."""
+    out = []
+    ends = period_ends_at(cmd.period)
+    if cmd.issued_at < ends:
+        out.append(
+            (
+                "period_not_ended",
+                f"period {cmd.period} has not ended (it ends everywhere at "
+                f"{ends.isoformat(timespec='minutes')})",
+            )
+        )
+    if not ctx.period_planned:
+        out.append(
+            (
+                "period_unused",
+                f"no plan computes {period_kind(cmd.period)} periods such as {cmd.period}",
+            )
+        )
+    return out
+
+
 def _validate(cmd: StatementCommand) -> None:
-    if not is_period(cmd.period):
-        raise Refusal("invalid", f"{cmd.period!r} is not a period (YYYY-MM or YYYY-Qn)")
+    problem = period_problem(cmd.period)
+    if problem is not None:
+        raise Refusal("invalid", problem)
     if (cmd.action == Action.CLOSE_PERIOD) != (cmd.rep_id == PERIOD_KEY_REP):
         raise Refusal("invalid", "a period close names no rep; every other command names one")
     if "|" in cmd.rep_id:
@@ -445,7 +523,11 @@ def _fingerprint(cmd: StatementCommand) -> list[object]:
     """What a command asks, as its sender wrote it. An approval's totals are left out:
     the worker reads them when it builds the command, so a retry may carry others."""
     amounts = [[c, str(a)] for c, a in cmd.amounts] if cmd.action != Action.APPROVE else []
-    return [cmd.action.value, cmd.expected_version, cmd.reason, cmd.reference, amounts]
+    out: list[object] = [cmd.action.value, cmd.expected_version, cmd.reason, cmd.reference]
+    out.append(amounts)
+    if cmd.force:
+        out.append("force")
+    return out
 
 
 def audit_id_of(cmd: StatementCommand) -> str:
@@ -524,6 +606,8 @@ def period_closed_event(period: str, closed_by: str, at: datetime) -> PeriodClos
 def _summary(cmd: StatementCommand, after: StatementState) -> str:
     match cmd.action:
         case Action.CLOSE_PERIOD:
+            if cmd.force:
+                return f"period {cmd.period} closed (forced: {cmd.reason})"
             return f"period {cmd.period} closed"
         case Action.REVIEW:
             return "reviewed"

@@ -81,6 +81,7 @@ _GROWN: dict[type[Any], int] = {
     customers.CustomerOrder: 8,  # + placed_on, restated, cancelled_at_us, touched
     customers.Placements: 3,  # + cancelled_ids, cancelled_us, cancelled_at_us
     orders.OrderState: 11,  # + restated_version
+    payouts.StatementCommand: 10,  # + force
 }
 """Every type :func:`dumps` accepts, by the tag it writes."""
 

@@ -49,11 +49,12 @@ from processors.payouts import (
     audit_id_of,
     can_read_statement,
     normalize_amounts,
+    period_planned,
+    period_problem,
     plan_record,
     refusal_record,
     statement_key,
 )
-from processors.periods import is_period
 from schemas.codec import encode
 from sinks.audit import AuditStore
 
@@ -174,11 +175,54 @@ class Payouts:
     def context(self, rep_id: str, period: str) -> StatementContext:
         dims = self.ws.dims
         rep = dims.reps.get(rep_id)
+        planned = True
+        if rep_id == PERIOD_KEY_REP and period_problem(period) is None:
+            kinds = [(p.period, p.effective_from) for p in dims.plans.versions]
+            planned = period_planned(period, kinds)
         return StatementContext(
             period_closed=period in dims.closed_periods,
             rep_team=rep.team_id if rep is not None else None,
             rep_manager=rep.manager_id if rep is not None else None,
+            period_planned=planned,
         )
+
+    def rep_known(self, rep_id: str) -> bool:
+        """Whether ``rep_id`` names a rep: one of ``crm.reps``, or one with deltas in the
+        ledger (blocking: may query ClickHouse)."""
+        if rep_id in self.ws.dims.reps:
+            return True
+        store = self.ws.store
+        if store is None:
+            return False
+        rows = store.query(
+            "SELECT 1 FROM rep_period_totals WHERE rep_id = {r:String} LIMIT 1", {"r": rep_id}
+        )
+        return bool(rows)
+
+    async def check_names(
+        self, request: aioweb.Request, user: User | None, what: str
+    ) -> aioweb.StreamResponse | None:
+        """The refusal of a route whose path names a malformed or impossible period
+        (400) or an unknown rep (404), or None."""
+        period = request.match_info.get("period")
+        rep_id = request.match_info.get("rep_id")
+        if period is not None:
+            problem = period_problem(period)
+            if problem is not None:
+                return cast(
+                    aioweb.StreamResponse,
+                    await self.refuse(user, what, problem, 400, rep_id or "", "", "invalid"),
+                )
+        if rep_id is not None:
+            loop = asyncio.get_running_loop()
+            if not await loop.run_in_executor(None, self.rep_known, rep_id):
+                return cast(
+                    aioweb.StreamResponse,
+                    await self.refuse(
+                        user, what, f"no rep {rep_id[:80]!r}", 404, "", period or "", "not_found"
+                    ),
+                )
+        return None
 
     async def apply(self, key: bytes, cmd: StatementCommand) -> None:
         """Apply one command (the agent's body): state, audit record, close event."""
@@ -290,8 +334,10 @@ def _register_middleware(app: faust.App, ws: WorkerState, payouts: Payouts) -> N
             if request.match_info.http_exception is not None:
                 return await handler(request)  # 404/405 as usual
             return cast(aioweb.StreamResponse, await payouts.refuse(user, what, "no policy", 403))
-        if policy.roles is None or not auth_enabled(ws.settings, ws.users):
+        if policy.roles is None:
             return await handler(request)
+        if not auth_enabled(ws.settings, ws.users):
+            return await payouts.check_names(request, user, what) or await handler(request)
         if user is None:
             message = "a valid bearer token is required" if token else "authentication required"
             return cast(aioweb.StreamResponse, await payouts.refuse(None, what, message, 401))
@@ -315,7 +361,7 @@ def _register_middleware(app: faust.App, ws: WorkerState, payouts: Payouts) -> N
                     aioweb.StreamResponse,
                     await payouts.refuse(user, what, message, 403, rep_id, period),
                 )
-        return await handler(request)
+        return await payouts.check_names(request, user, what) or await handler(request)
 
     web: Any = app.web  # faust.web.drivers.aiohttp.Web
     web.web_app.middlewares.append(authorize)
@@ -390,8 +436,12 @@ def _register_routes(app: faust.App, ws: WorkerState, payouts: Payouts) -> None:
         return out
 
     def periods_of_interest(query: Any) -> list[str]:
+        """The ``period`` of the query, or every closed one; ValueError if malformed."""
         period = query.get("period")
         if period:
+            problem = period_problem(period)
+            if problem is not None:
+                raise ValueError(problem)
             return [period]
         return sorted(ws.dims.closed_periods)
 
@@ -433,9 +483,11 @@ def _register_routes(app: faust.App, ws: WorkerState, payouts: Payouts) -> None:
             user = _user(request)
             status = request.query.get("status")
             rows: list[dict[str, Any]] = []
-            for period in periods_of_interest(request.query):
-                if not is_period(period):
-                    return self.json({"error": f"bad period {period!r}"}, status=400)
+            try:
+                periods = periods_of_interest(request.query)
+            except ValueError as exc:
+                return self.json({"error": str(exc), "code": "invalid"}, status=400)
+            for period in periods:
                 rows.extend(await run(statement_rows, period))
             rows = [
                 r
@@ -451,7 +503,11 @@ def _register_routes(app: faust.App, ws: WorkerState, payouts: Payouts) -> None:
                 return no_store(self)
             user = _user(request)
             rows: list[dict[str, Any]] = []
-            for period in periods_of_interest(request.query):
+            try:
+                periods = periods_of_interest(request.query)
+            except ValueError as exc:
+                return self.json({"error": str(exc), "code": "invalid"}, status=400)
+            for period in periods:
                 rows.extend(await run(statement_rows, period))
             mine = [r for r in rows if readable(user, r["rep_id"])]
             not_own = [r for r in mine if user is None or r["rep_id"] != user.rep_id]
@@ -473,7 +529,10 @@ def _register_routes(app: faust.App, ws: WorkerState, payouts: Payouts) -> None:
         async def get(self, request: Request) -> Response:
             if ws.store is None:
                 return no_store(self)
-            period = request.query.get("period")
+            period = request.query.get("period") or None
+            problem = period_problem(period) if period is not None else None
+            if problem is not None:
+                return self.json({"error": problem, "code": "invalid"}, status=400)
             audit = audit_store()
             assert audit is not None
             states = await run(audit.statement_states, period)
@@ -536,8 +595,6 @@ def _register_routes(app: faust.App, ws: WorkerState, payouts: Payouts) -> None:
         async def get(self, request: Request, rep_id: str, period: str) -> Response:
             if ws.store is None:
                 return no_store(self)
-            if not is_period(period):
-                return self.json({"error": f"bad period {period!r}"}, status=400)
             return self.json(await run(statement_view, rep_id, period))
 
     @app.page("/api/statements/{rep_id}/{period}/history")
@@ -648,6 +705,12 @@ def _register_routes(app: faust.App, ws: WorkerState, payouts: Payouts) -> None:
             raise ValueError("reference must be a string")
         return {"amounts": normalize_amounts(amounts), "reference": reference}
 
+    def close_fields(body: dict[str, Any]) -> dict[str, Any]:
+        force = body.get("force", False)
+        if not isinstance(force, bool):
+            raise ValueError("force must be true or false")
+        return {"force": force}
+
     @app.page("/api/statements/{rep_id}/{period}/review")
     class Review(View):
         async def post(self, request: Request, rep_id: str, period: str) -> Response:
@@ -728,4 +791,6 @@ def _register_routes(app: faust.App, ws: WorkerState, payouts: Payouts) -> None:
     @app.page("/api/periods/{period}/close")
     class ClosePeriod(View):
         async def post(self, request: Request, period: str) -> Response:
-            return await send_command(self, request, Action.CLOSE_PERIOD, PERIOD_KEY_REP, period)
+            return await send_command(
+                self, request, Action.CLOSE_PERIOD, PERIOD_KEY_REP, period, close_fields
+            )

@@ -634,3 +634,66 @@ def test_a_refused_well_formed_command_is_a_400_and_audited_with_its_code(
         return any(r["audit_id"] == body["audit_id"] and r["code"] == "invalid" for r in records)
 
     wait_until(audited, 30, "the refusal in the audit log")
+
+
+# ---- issue 17: junk identifiers, and closes of periods that have not ended -----------------
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/api/statements/no-such-rep/2026-12", 404),
+        ("/api/statements/no-such-rep/2026-12/history", 404),
+        (f"/api/reps/no-such-rep/statement?period={P}", 404),
+        (f"/api/reps/no-such-rep/statement.html?period={P}", 404),
+        (f"/api/statements/{R}/2026-13", 400),
+        (f"/api/statements/{R}/0000-01", 400),
+        (f"/api/statements/{R}/9999-12", 400),
+        (f"/api/statements/{R}/2026-Q5/history", 400),
+        (f"/api/statements/{R}/2026-1/history", 400),
+        ("/api/queues?period=junk", 400),
+        ("/api/payouts?period=0000-01", 400),
+    ],
+)
+def test_junk_reps_and_periods_are_not_answered_as_if_they_existed(
+    env: Env, path: str, status: int
+) -> None:
+    got, body = env.call("fin", path)
+    assert got == status, (path, got, body)
+    assert body["error"]
+
+
+def test_commands_on_junk_reps_and_periods_are_refused(env: Env) -> None:
+    status, body = env.call("mgr", f"/api/statements/no-such-rep/{P}/review", {"version": 1})
+    assert status == 404, body
+    for period in ("0000-01", "9999-12", "2026-13", "junk"):
+        status, body = env.call("admin", f"/api/periods/{period}/close", {})
+        assert status in (400, 404), (period, status, body)
+        assert status == 400 or period == "junk"
+
+
+def test_a_period_that_has_not_ended_or_that_no_plan_uses_closes_only_when_forced(
+    env: Env,
+) -> None:
+    call = env.call
+    for period, code in (("2099-06", "period_not_ended"), ("2026-Q3", "period_unused")):
+        status, body = call("admin", f"/api/periods/{period}/close", {})
+        assert status == 409 and body["code"] == code, (period, body)
+        assert "force" in body["error"]
+        status, body = call("admin", f"/api/periods/{period}/close", {"force": True})
+        assert status == 400 and body["code"] == "invalid" and "reason" in body["error"], body
+        assert period not in call("admin", "/api/status")[1]["closed_periods"]
+    why = "payroll asked for an early close of the quarter; ticket FIN-77"
+    status, body = call("admin", "/api/periods/2026-Q3/close", {"force": True, "reason": why})
+    assert status == 200, body
+    record = body["record"]
+    assert record["reason"] == why and "forced" in record["message"]
+    wait_until(lambda: "2026-Q3" in call("admin", "/api/status")[1]["closed_periods"], 30, "Q3")
+    records = call("admin", "/api/audit?period=2026-Q3")[1]["records"]
+    assert [(r["outcome"], r["code"]) for r in records if r["action"] == "close_period"] == [
+        ("refused", "period_unused"),
+        ("refused", "invalid"),
+        ("applied", ""),
+    ]
+    status, body = call("admin", "/api/periods/2099-06/close", {"force": "yes", "reason": why})
+    assert status == 400 and body["code"] == "invalid", body

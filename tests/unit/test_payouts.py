@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -32,6 +32,9 @@ from processors.payouts import (
     effective_state,
     fold_records,
     normalize_amounts,
+    period_ends_at,
+    period_planned,
+    period_problem,
 )
 
 T0 = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
@@ -446,3 +449,56 @@ def test_any_sequence_of_commands_with_reused_ids_keeps_views_and_state_equal(
         return
     applied = [r for r in emitted.values() if r.outcome == Outcome.APPLIED]
     assert fold_records(applied, "r1", P, period_closed=True) == replace(state, history=())
+
+
+# ---- periods: junk, not ended, no plan (issue 17, item 5) -------------------------------
+
+
+def test_impossible_periods_are_refused() -> None:
+    for period in ("0000-01", "9999-12", "2026-13", "2026-Q5", "26-11", "junk"):
+        assert period_problem(period), period
+        c = replace(cmd(Action.CLOSE_PERIOD, ADMIN, 0, rep=""), period=period)
+        _, rec = run(None, c, StatementContext(False))
+        assert rec.code == "invalid", (period, rec)
+    assert period_problem("2026-11") is None and period_problem("2026-Q4") is None
+
+
+def test_a_period_closes_once_it_has_ended_everywhere() -> None:
+    assert period_ends_at("2026-11") == datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    assert period_ends_at("2026-Q4") == datetime(2027, 1, 1, 12, 0, tzinfo=UTC)
+    close = replace(cmd(Action.CLOSE_PERIOD, ADMIN, 0, rep=""), period="2026-12")
+    early = replace(close, issued_at=datetime(2027, 1, 1, 11, 59, tzinfo=UTC))
+    _, rec = run(None, early, StatementContext(False))
+    assert rec.code == "period_not_ended" and "force" in rec.message
+    assert HTTP_STATUS_OF_CODE["period_not_ended"] == 409
+    state, rec = run(
+        None, replace(early, issued_at=period_ends_at("2026-12")), StatementContext(False)
+    )
+    assert rec.outcome == Outcome.APPLIED and state.status == Status.CLOSED
+
+
+def test_a_close_of_an_unused_or_unended_period_needs_force_and_a_reason() -> None:
+    unused = StatementContext(False, period_planned=False)
+    close = replace(cmd(Action.CLOSE_PERIOD, ADMIN, 0, rep=""), period="2026-Q3")
+    _, rec = run(None, close, unused)
+    assert rec.code == "period_unused" and "quarter" in rec.message
+    _, rec = run(None, replace(close, force=True, command_id="f1"), unused)
+    assert rec.code == "invalid" and "reason" in rec.message
+    forced = replace(close, force=True, reason="audit asked", command_id="f2")
+    state, out = apply_command(None, forced, unused)
+    rec = out[0]
+    assert isinstance(rec, AuditRecord) and rec.outcome == Outcome.APPLIED
+    assert rec.reason == "audit asked" and "forced" in rec.message
+    assert isinstance(out[1], PeriodClosed) and state.status == Status.CLOSED
+    assert serde.loads(serde.dumps(forced)) == forced
+    # a command written before `force` existed still reads
+    old = serde.dumps(replace(close, command_id="old"))
+    assert serde.loads(old.replace(b",false]", b"]")) == replace(close, command_id="old")
+
+
+def test_period_planned() -> None:
+    monthly = [("month", date(2026, 1, 1))]
+    assert period_planned("2026-11", monthly)
+    assert not period_planned("2026-Q4", monthly)
+    assert not period_planned("2025-12", monthly)
+    assert period_planned("2026-Q4", [*monthly, ("quarter", date(2026, 12, 31))])
