@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections import Counter
 from dataclasses import replace
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -196,5 +197,53 @@ def test_a_message_a_stage_cannot_process_is_dead_lettered_not_lost(
         assert sorted((r.topic, r.key, r.value) for r in letters) == sorted(poison)
         assert {r.reason for r in letters} == {"processing.error"}
         assert all(r.detail for r in letters)
+    finally:
+        worker.stop()
+
+
+def test_payments_finer_than_their_currency_are_dead_lettered_alone(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """SEMANTICS.md section 2, "Precision": a payment finer than its order's currency's
+    minor unit (USD 10.001: it fits the schema's 4 places, so only the order stage, which
+    knows the currency, can refuse it) goes to the dead-letter topic with
+    ``invalid.amount_precision``, whether it arrives after its order or before it; every
+    other event counts exactly as in a batch replay without it."""
+    settings = deployment(kafka_bootstrap, tmp_path)
+    events = generated(orders=40, seed=6)
+    n_dims = n_dimension_events(events)
+    orders = [e for e in events if isinstance(e, OrderPlaced)]
+    assert {o.currency for o in orders} == {"USD"}
+
+    def fine(event_id: str, order: OrderPlaced) -> PaymentReceived:
+        at = order.placed_at + timedelta(hours=1)
+        return PaymentReceived(event_id, at, order.order_id, event_id, Decimal("10.001"), at)
+
+    after = [fine(f"fine-{i}", o) for i, o in enumerate(orders[:5])]
+    late = replace(orders[5], event_id="late-order", order_id="late-o")
+    late_fine = fine("late-fine", late)  # published before its order: kept, then refused
+    late_good = replace(
+        late_fine, event_id="late-good", payment_id="late-good", amount=Decimal("10.01")
+    )
+    valid = [*events, late, late_good]
+    expected = replay(valid).totals()
+
+    publish_events(events[:n_dims], kafka_bootstrap, settings.topics)
+    worker = launch(settings)
+    try:
+        wait_until(lambda: worker.get("/api/status")["events_in"] >= n_dims, 60, "CRM ingested")
+        publish_events(
+            [*events[n_dims:], *after, late_fine, late, late_good],
+            kafka_bootstrap,
+            settings.topics,
+        )
+        wait_until(lambda: worker.totals() == expected, 120, "valid events counted as replay")
+        wait_until(lambda: worker.get("/api/status")["dead_letters"] >= 6, 60, "letters")
+        assert worker.proc.poll() is None, "the worker stopped"
+        letters = [s.record for s in read_letters(settings)]
+        assert {r.reason for r in letters} == {"invalid.amount_precision"}
+        assert {r.event_id for r in letters} == {p.event_id for p in [*after, late_fine]}
+        assert all("USD" in r.detail and "10.001" in r.detail for r in letters)
+        assert worker.totals() == expected
     finally:
         worker.stop()
