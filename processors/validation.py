@@ -94,6 +94,7 @@ _EXACT = Context(prec=64)
 # quantize to MAX_PLACES raising Inexact when digits other than zeros would go: cheaper
 # than comparing the result (a line's four figures are checked on every order)
 _FIT = Context(prec=28, traps=[InvalidOperation, Inexact]).quantize
+_FIT_MONEY = Context(prec=64, traps=[InvalidOperation, Inexact]).quantize
 
 
 class _Invalid(Exception):
@@ -323,8 +324,8 @@ def money_precision(event: PaymentReceived | RefundIssued, currency: str) -> Dea
     amount = event.amount
     places = minor_unit(currency)
     try:
-        if amount.quantize(_QUANTA[places], context=_EXACT) == amount:
-            return None
+        _FIT_MONEY(amount, _QUANTA[places])  # raises Inexact when finer
+        return None
     except (ArithmeticError, AttributeError, TypeError):
         pass
     kind = type(event).__name__
