@@ -102,15 +102,51 @@ class PlanFileError(ComstreamError):
 # --------------------------------------------------------------------------- YAML
 
 
+MAX_NESTING = 64
+"""Lists and mappings nested deeper than this are refused (the composer recurses)."""
+
+
 class _PlanLoader(yaml.SafeLoader):
-    """A SafeLoader that never makes a float or a date.
+    """A SafeLoader that never makes a float or a date, and takes no anchors, aliases or
+    deep nesting.
 
     Resolution of plain scalars, replacing YAML 1.1's: ``true``/``false`` are booleans
     (but ``yes``, ``no``, ``on``, ``off`` stay text), decimal integers without leading
     zeros are ``int``, other numbers are ``Decimal`` from their literal text, and dates
     stay text. Explicit ``!!float`` / ``!!int`` / ``!!timestamp`` tags follow the same
     rules.
+
+    Anchors (``&name``) and aliases (``*name``) are refused where they appear: a few
+    hundred bytes of aliases to aliases ("billion laughs") expand to billions of nodes
+    that every walk of the document would visit, and a plan needs no shared parts.
+    Nesting deeper than :data:`MAX_NESTING` is refused too, before the recursive
+    composer could exhaust the stack.
     """
+
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                "anchors and aliases (&name, *name) are not accepted in a plan: write the "
+                "value out where it is used",
+                event.start_mark,
+            )
+        self._depth += 1
+        try:
+            if self._depth > MAX_NESTING:
+                raise yaml.composer.ComposerError(
+                    None,
+                    None,
+                    f"lists and mappings nested deeper than {MAX_NESTING} levels",
+                    event.start_mark,
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 _REPLACED_TAGS = frozenset(

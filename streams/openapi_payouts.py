@@ -207,6 +207,7 @@ PAYOUT_PATHS: dict[str, Any] = {
                 "200": _ok({"type": "object", "properties": {"record": _REC}}),
                 "400": _ERR,
                 "409": _ERR,
+                "413": _ERR,
                 **_AUTH,
             },
             "security": [{"bearer": []}],

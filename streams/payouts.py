@@ -59,7 +59,7 @@ from schemas.codec import encode
 from sinks.audit import AuditStore
 
 from .audit_sink import wait_outcome
-from .bodies import MAX_COMMAND_BYTES, BadBody, json_object, read_limited
+from .bodies import MAX_COMMAND_BYTES, MAX_PLAN_BYTES, BadBody, json_object, read_limited
 from .users import User, auth_enabled
 from .web_ui import _asset
 
@@ -747,7 +747,7 @@ def _register_routes(app: faust.App, ws: WorkerState, payouts: Payouts) -> None:
         else published to ``commission.plans`` with an audit record naming the admin."""
 
         async def post(self, request: Request, **_: Any) -> Response:
-            from comstream.planfiles import PlanFileError, parse_plan_text, plan_to_definition
+            from comstream.planfiles import parse_plan_text, plan_to_definition
 
             user = _user(request)
             raw: Any = request
@@ -758,16 +758,36 @@ def _register_routes(app: faust.App, ws: WorkerState, payouts: Payouts) -> None:
                         None, "POST /api/plans", "publishing a plan needs an admin user", 401
                     ),
                 )
-            text = await raw.text()
+            what = "POST /api/plans"
             try:
-                doc = parse_plan_text(text, "request")
+                data = await read_limited(raw, MAX_PLAN_BYTES)
+                text = data.decode("utf-8-sig")
+            except BadBody as bad:
+                return cast(
+                    Response,
+                    await payouts.refuse(user, what, bad.message, bad.status, code="invalid"),
+                )
+            except UnicodeDecodeError as exc:
+                message = f"the plan is not UTF-8 text (byte {exc.start})"
+                return cast(
+                    Response, await payouts.refuse(user, what, message, 400, code="invalid")
+                )
+
+            def parse() -> dict[str, Any]:
                 from processors.plans import parse_plan
 
+                doc = parse_plan_text(text, "request")
                 parse_plan(doc)
-            except PlanFileError as exc:
-                return self.json({"error": str(exc), "code": "invalid"}, status=400)
-            except ComstreamError as exc:
-                return self.json({"error": str(exc), "code": "invalid"}, status=400)
+                return doc
+
+            try:
+                # off the event loop: a plan is small and refused quickly when hostile
+                # (no anchors or aliases, bounded nesting), but still CPU work
+                doc = await run(parse)
+            except ComstreamError as exc:  # PlanFileError among them
+                return cast(
+                    Response, await payouts.refuse(user, what, str(exc), 400, code="invalid")
+                )
             now = _now()
             event = PlanPublished(
                 event_id=f"plan-{doc['plan_id']}-{doc['version']}",

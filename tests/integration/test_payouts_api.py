@@ -697,3 +697,40 @@ def test_a_period_that_has_not_ended_or_that_no_plan_uses_closes_only_when_force
     ]
     status, body = call("admin", "/api/periods/2099-06/close", {"force": "yes", "reason": why})
     assert status == 400 and body["code"] == "invalid", body
+
+
+# ---- issue 17: hostile plan uploads ----------------------------------------------------------
+
+
+def test_a_plan_alias_bomb_is_refused_at_once_and_the_worker_stays_responsive(env: Env) -> None:
+    import time
+
+    from tests.unit.test_planfiles import alias_bomb
+
+    bomb = alias_bomb(8)  # 9**8 nodes: tens of seconds of the event loop before the fix
+    answers: list[float] = []
+
+    def health() -> None:
+        for _ in range(10):
+            t = time.monotonic()
+            env.worker.get("/api/health")
+            answers.append(time.monotonic() - t)
+            time.sleep(0.05)
+
+    probe = threading.Thread(target=health)
+    start = time.monotonic()
+    probe.start()
+    status, body = env.call_text("admin", "/api/plans", bomb)
+    took = time.monotonic() - start
+    probe.join()
+    assert status == 400 and body["code"] == "invalid", body
+    assert "anchors and aliases" in body["error"] and body["audit_id"]
+    assert took < 2 and max(answers) < 1, (took, answers)
+
+
+def test_a_plan_over_the_size_limit_or_not_text_is_refused(env: Env) -> None:
+    big = "# " + "x" * 300_000 + "\n"
+    status, body = env.call_text("admin", "/api/plans", big)
+    assert status == 413 and "bytes" in body["error"], body
+    status, body = env.call("admin", "/api/plans", None, b"\xff\xfe plan")
+    assert status == 400 and "UTF-8" in body["error"], body

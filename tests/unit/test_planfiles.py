@@ -527,3 +527,52 @@ def test_plan_to_definition_refuses_floats() -> None:
     doc["rules"][2]["rate"] = 0.05
     with pytest.raises(PlanFileError, match=r"rules\[2\]\.rate: 0\.05 is a binary float"):
         plan_to_definition(doc)
+
+
+# ---- hostile plan texts (issue 17, item 3) ----------------------------------------------
+
+
+def alias_bomb(levels: int = 7) -> str:
+    """A "billion laughs" plan text: each level refers 9 times to the one before (under
+    400 bytes for 7 levels, 9**7 nodes once expanded)."""
+    lines = [
+        *BASE.splitlines()[:3],
+        'x0: &x0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]',
+    ]
+    for i in range(1, levels):
+        lines.append(f"x{i}: &x{i} [" + ",".join([f"*x{i - 1}"] * 9) + "]")
+    return "\n".join(lines) + "\n"
+
+
+def test_an_alias_bomb_is_refused_at_once() -> None:
+    import time
+
+    text = alias_bomb()
+    assert len(text) < 500
+    start = time.monotonic()
+    with pytest.raises(PlanFileError) as refused:
+        parse_plan_text(text, "bomb.yaml")
+    assert time.monotonic() - start < 0.5
+    assert "bomb.yaml:4: (yaml): anchors and aliases" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        BASE.replace("period: month", "period: &p month"),
+        BASE + "name: *missing\n",
+        BASE.replace("rules:", "rules: &r"),
+    ],
+)
+def test_anchors_and_aliases_are_refused(text: str) -> None:
+    with pytest.raises(PlanFileError, match="anchors and aliases"):
+        parse_plan_text(text)
+
+
+def test_deep_nesting_is_refused_with_a_problem_not_a_recursion_error() -> None:
+    for deep in (
+        "name: " + "[" * 50_000 + "]" * 50_000,
+        "name: " + "{a: " * 20_000 + "1" + "}" * 20_000,
+    ):
+        with pytest.raises(PlanFileError, match="nested deeper than"):
+            parse_plan_text(BASE + deep + "\n")
