@@ -370,14 +370,16 @@ def _place(
     )
     active = list(state.active_us)
     insort(active, placed_us)
-    new = replace(
-        state,
-        orders=orders.set(order.order_id, rec),
-        active_us=tuple(active),
-        uncredited=(
-            (*state.uncredited, order.order_id) if _waits(source, in_effect) else state.uncredited
-        ),
-        latest_us=max(state.latest_us, placed_us),
+    new = CustomerState(
+        state.customer_id,
+        state.facts,
+        orders.set(order.order_id, rec),
+        tuple(active),
+        (*state.uncredited, order.order_id) if _waits(source, in_effect) else state.uncredited,
+        state.changes,
+        state.versions,
+        max(state.latest_us, placed_us),
+        state.cancelled_pairs,
     )
     return new, out
 

@@ -23,6 +23,7 @@ _MASK = _N - 1
 _EMPTY: dict[Any, Any] = {}
 _EMPTY_ROW: tuple[dict[Any, Any], ...] = (_EMPTY,) * _N
 _EMPTY_ROWS: tuple[tuple[dict[Any, Any], ...], ...] = (_EMPTY_ROW,) * _N
+_new = object.__new__
 
 
 class PMap(Mapping[K, V], Generic[K, V]):
@@ -68,14 +69,17 @@ class PMap(Mapping[K, V], Generic[K, V]):
         i = h & _MASK
         j = (h >> _BITS) & _MASK
         rows = self._rows
-        row = rows[i]
+        row = list(rows[i])
         old = row[j]
         bucket = old.copy()
         bucket[key] = value
-        return PMap._make(
-            (*rows[:i], (*row[:j], bucket, *row[j + 1 :]), *rows[i + 1 :]),
-            self._len + (0 if key in old else 1),
-        )
+        row[j] = bucket
+        new_rows = list(rows)
+        new_rows[i] = tuple(row)
+        new: PMap[K, V] = _new(type(self))
+        new._rows = tuple(new_rows)
+        new._len = self._len if key in old else self._len + 1
+        return new
 
     def remove(self, key: K) -> PMap[K, V]:
         """A new map without ``key`` (this map when it has no such key)."""

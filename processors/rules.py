@@ -38,9 +38,24 @@ def line_revenue(line: OrderLine) -> Decimal:
     return line.quantity * line.unit_price * (ONE - line.discount)
 
 
+_REVENUES: dict[int, tuple[OrderPlaced, tuple[Decimal, ...]]] = {}
+_REVENUES_LIMIT = 50_000
+
+
 def line_revenues(order: OrderPlaced) -> tuple[Decimal, ...]:
-    """Each line's revenue, full precision, in line order."""
-    return tuple([ln.quantity * ln.unit_price * (ONE - ln.discount) for ln in order.lines])
+    """Each line's revenue, full precision, in line order.
+
+    Remembered per order object (a cache, never an answer: the entry keeps the order
+    alive, so its id is not reused): the order stage reads them for T when the order is
+    accepted and again for C when it first earns."""
+    hit = _REVENUES.get(id(order))
+    if hit is not None and hit[0] is order:
+        return hit[1]
+    revenues = tuple([ln.quantity * ln.unit_price * (ONE - ln.discount) for ln in order.lines])
+    if len(_REVENUES) >= _REVENUES_LIMIT:
+        _REVENUES.clear()
+    _REVENUES[id(order)] = (order, revenues)
+    return revenues
 
 
 def order_total(order: OrderPlaced, revenues: tuple[Decimal, ...] | None = None) -> Decimal:
