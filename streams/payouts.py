@@ -61,7 +61,7 @@ from sinks.audit import AuditStore
 from .audit_sink import wait_outcome
 from .bodies import MAX_COMMAND_BYTES, MAX_PLAN_BYTES, BadBody, json_object, read_limited
 from .users import User, auth_enabled
-from .web_ui import _asset
+from .web_ui import ACCESS_KEY, _asset
 
 if TYPE_CHECKING:
     from .app import WorkerState
@@ -330,6 +330,9 @@ def _register_middleware(app: faust.App, ws: WorkerState, payouts: Payouts) -> N
         user = ws.users.by_token(token) if token else None
         if user is not None:
             request[USER_KEY] = user
+            held = token or ""
+            # a long response (the event stream) asks again while it runs
+            request[ACCESS_KEY] = lambda: ws.users.by_token(held) is not None
         if policy is None:
             if request.match_info.http_exception is not None:
                 return await handler(request)  # 404/405 as usual

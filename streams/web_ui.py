@@ -32,6 +32,10 @@ from .openapi import openapi_document
 
 PUSH_MIN_INTERVAL = 0.2
 KEEPALIVE = 15.0
+ACCESS_CHECK = 0.25  # an open stream re-checks its token this often
+ACCESS_KEY = "comstream.access"
+"""Request key of a ``() -> bool`` the auth middleware sets: whether the token the
+request came with still names an active user. A stream ends once it says no."""
 
 _TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
 
@@ -211,9 +215,13 @@ def register_ui_views(app: faust.App, ws: WorkerState) -> None:
             await response.write(b"retry: 1000\n\n")
             seen = -1
             last_push = 0.0
+            last_write = time.monotonic()
+            allowed = raw.get(ACCESS_KEY) or (lambda: True)
             try:
                 pushed_day = ""
-                while not signal.closed:
+                # ends when the worker stops, or within ACCESS_CHECK seconds of the
+                # user's deactivation or token change (the users follower applies it)
+                while not signal.closed and allowed():
                     version = signal.version
                     day = start_of_day(datetime.now(UTC)).isoformat()
                     if version != seen or day != pushed_day:  # a new day resets "today"
@@ -224,8 +232,11 @@ def register_ui_views(app: faust.App, ws: WorkerState) -> None:
                         data = await board_event(key, version)
                         await response.write(f"event: leaderboard\ndata: {data}\n\n".encode())
                         seen, last_push, pushed_day = version, time.monotonic(), day
-                    if await signal.wait(seen, KEEPALIVE) == seen and not signal.closed:
+                        last_write = last_push
+                    idle = await signal.wait(seen, ACCESS_CHECK) == seen and not signal.closed
+                    if idle and time.monotonic() - last_write >= KEEPALIVE:
                         await response.write(b": keepalive\n\n")
+                        last_write = time.monotonic()
             except ConnectionResetError:  # the browser went away
                 pass
             return response

@@ -734,3 +734,59 @@ def test_a_plan_over_the_size_limit_or_not_text_is_refused(env: Env) -> None:
     assert status == 413 and "bytes" in body["error"], body
     status, body = env.call("admin", "/api/plans", None, b"\xff\xfe plan")
     assert status == 400 and "UTF-8" in body["error"], body
+
+
+# ---- issue 17: open event streams end with their user's access ---------------------------
+
+
+def _open_stream(env: Env, token: str) -> tuple[threading.Event, list[float]]:
+    """Open the leaderboard stream with ``token``; an event set when it ends (EOF) and
+    the monotonic time it ended at."""
+    import time
+
+    url = env.settings.web_url + f"/api/leaderboard/stream?period={P}&token={token}"
+    resp = urllib.request.urlopen(url, timeout=60)
+    assert resp.readline() == b"retry: 1000\n"
+    ended = threading.Event()
+    at: list[float] = []
+
+    def read() -> None:
+        try:
+            while resp.readline():
+                pass
+        except OSError:
+            pass
+        at.append(time.monotonic())
+        ended.set()
+        resp.close()
+
+    threading.Thread(target=read, daemon=True).start()
+    return ended, at
+
+
+@pytest.mark.parametrize("change", ["deactivate", "new token"])
+def test_an_open_stream_ends_within_a_second_of_deactivation_or_token_change(
+    env: Env, change: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from streams.users import token_hash
+
+    user, token = new_user(f"Streamer {change}", "rep", "rep-004", "team-east")
+    publish_user(env.settings, user)
+    env.tokens["streamer"] = token
+    wait_until(lambda: env.call("streamer", "/api/me")[0] == 200, 30, "the new user")
+    ended, at = _open_stream(env, token)
+    time.sleep(1.5)
+    assert not ended.is_set()
+    monkeypatch.setenv("KAFKA_BOOTSTRAP", env.settings.bootstrap)
+    monkeypatch.setenv("COMSTREAM_TOPIC_PREFIX", env.settings.topics.prefix)
+    if change == "deactivate":
+        assert cli_main(["users", "deactivate", user.user_id]) == 0
+    else:
+        publish_user(env.settings, replace(user, token_sha256=token_hash(token + "-rotated")))
+    done = time.monotonic()
+    assert ended.wait(10), "the stream is still open"
+    print(f"stream ended {at[0] - done:.3f} s after the {change}")
+    assert at[0] - done < 1.0, at[0] - done
+    assert env.call("streamer", "/api/me")[0] == 401
