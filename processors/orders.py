@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Set
 from dataclasses import replace
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from .errors import EngineError, PlanError
@@ -46,7 +46,7 @@ from .messages import (
     RepFacts,
     SnapshotRestated,
 )
-from .money import ONE, ZERO, ZERO_CENTS, round_cents
+from .money import CENT, ONE, ZERO, ZERO_CENTS, round_cents
 from .periods import book_period, period_of
 from .plans import BOOKING, PAYMENT, PlanBook, PlanVersion, plan_from_event
 from .records import record
@@ -296,12 +296,20 @@ def _step(
     """Bring every ledger to the earned amount the order's figures now give, emitting a
     commission delta (booked by the cause's time) for each one that changes."""
     new: list[RepLedger] | None = None
+    parts: dict[str, tuple[Decimal, Decimal]] = {}  # earn mode -> (X, f), once per mode
     for i, ledger in enumerate(ledgers):
-        plan = _plan_of(ledger, plans)
-        if plan is None:
+        if not ledger.plan_id:
             continue
-        part, fraction = earned_part(plan.earn_on, total, paid, refunded, cancelled)
-        base = round_cents(part * ledger.share)
+        plan = plans.get(ledger.plan_id, ledger.plan_version)
+        if plan is None:
+            _plan_of(ledger, plans)  # raises: the plan book lacks the ledger's plan
+            continue
+        mode = plan.earn_on
+        hit = parts.get(mode)
+        if hit is None:
+            hit = parts[mode] = earned_part(mode, total, paid, refunded, cancelled)
+        part, fraction = hit
+        base = (part * ledger.share).quantize(CENT, ROUND_HALF_UP)
         commission = ledger.commission
         if commission is None:
             if fraction == 0 and not ledger.earned and not ledger.revenue_base:
@@ -309,7 +317,12 @@ def _step(
             ledger = _with_commission(ledger, accepted, total, plan)
             commission = ledger.commission
             assert commission is not None
-        earned = _earned(commission, total, part, fraction)
+        if fraction == ONE:
+            earned = commission.quantize(CENT, ROUND_HALF_UP)
+        elif fraction == 0:
+            earned = ZERO_CENTS
+        else:
+            earned = (commission * part / total).quantize(CENT, ROUND_HALF_UP)
         if earned == ledger.earned and base == ledger.revenue_base:
             if ledger is not ledgers[i]:
                 if new is None:
@@ -326,7 +339,7 @@ def _step(
             earned,
             base,
             fraction,
-            book_period(origin, closed),
+            origin if origin not in closed else book_period(origin, closed),
             origin,
             commission,
             ledger.lines,
@@ -634,7 +647,13 @@ def _move(
         order = accepted.order
         out.append(OrderCancelledNotice(mv.event_id, order.order_id, order.customer_id, mv.at))
     paid, refunded, cancelled = _after(mv, state.paid, state.refunded, state.cancelled)
-    if any(other.at > mv.at for other in state.movements):
+    late = False
+    at = mv.at
+    for other in state.movements:
+        if other.at > at:
+            late = True
+            break
+    if late:
         ledgers = _restate(
             state.ledgers, accepted, state.total, state.movements, mv, plans, closed, out
         )
@@ -907,7 +926,7 @@ def _applied(state: OrderState, message: OrderMessage, key: str) -> bool:
     if isinstance(message, OrderAccepted):
         return state.accepted is not None and state.accepted.event_id == key
     if isinstance(message, PaymentReceived | RefundIssued | OrderCancelled):
-        return any(mv.event_id == key for mv in state.movements)
+        return key in [mv.event_id for mv in state.movements]
     if isinstance(message, CreditResolved):
         pending = state.pending_credit
         return state.credit_resolved_by == key or (pending is not None and pending.event_id == key)
