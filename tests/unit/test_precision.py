@@ -187,3 +187,20 @@ def test_a_28_place_share_of_a_half_cent_tie_is_rounded_exactly() -> None:
     # 0.0050000000000000000000000000010 (-> 0.01) for c
     got = {o.rep_id: str(o.amount) for o in out if isinstance(o, CommissionDelta)}
     assert got == {"c": "0.01"}
+
+
+def test_the_engine_refuses_a_payment_finer_than_its_currency_as_the_worker_does() -> None:
+    """``comstream replay`` runs :class:`processors.engine.Engine`: the same order stage as
+    the worker, so replay, reconcile and the worker agree on what was refused."""
+    from processors.engine import Engine
+
+    setup = [publish(plan_doc(earn_on="payment")), REPS["rep-1"]]
+    placed = order("o1", [line("l1", 1, "100.00")], rep_id="rep-1")
+    good = [pay("o1", "40.00", event_id="p1"), pay("o1", "60.00", event_id="p3")]
+    engine = Engine()
+    out = engine.process_all([*setup, good[0], placed, pay("o1", "10.001", event_id="p2"), good[1]])
+    assert letters(list(out)) == [("invalid.amount_precision", "p2")]
+    reference = Engine()
+    reference.process_all([*setup, good[0], placed, good[1]])
+    assert engine.totals() == reference.totals()
+    assert sum(engine.totals().values()) == Decimal("5.00")
