@@ -133,7 +133,7 @@ def demo_users(settings: Settings) -> list[tuple[str, str]]:
         publish_user(settings, user)
         if role == "admin":
             os.environ["COMSTREAM_TOKEN"] = token
-        logins.append((role, f"{settings.web_url}/?token={token}"))
+        logins.append((role, f"{settings.web_url}/#token={token}"))
     return logins
 
 

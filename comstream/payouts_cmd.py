@@ -101,7 +101,7 @@ def users_add(settings: Settings, args: argparse.Namespace) -> int:
     publish_user(settings, user)
     print(f"user {user.user_id} ({user.role}) {user.name}")
     print(f"token (shown once, keep it): {token}")
-    print(f"web UI: {settings.web_url}/?token={token}")
+    print(f"web UI: {settings.web_url}/#token={token}")
     return 0
 
 

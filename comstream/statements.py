@@ -327,6 +327,10 @@ def render_table(
     return out.getvalue()
 
 
+PRINT_HANDLER = "window.print()"
+"""The printable statement's one inline script: its print button's handler (the web
+server's Content-Security-Policy allows exactly this text by its hash)."""
+
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI","PingFang SC","Noto Sans CJK SC",sans-serif;
 margin:2rem;color:#111}
@@ -342,6 +346,9 @@ button{margin-bottom:1rem}
 -webkit-print-color-adjust:exact;print-color-adjust:exact}tr{page-break-inside:avoid}
 @page{size:A4 landscape;margin:12mm}}
 """
+
+INLINE_STYLE = _CSS
+"""The printable statement's inline stylesheet (allowed by its hash, like the handler)."""
 
 _NUM_COLS = {"share", "earned", "amount", "cumulative"}
 
@@ -364,7 +371,7 @@ def render_html(
         "<!doctype html>",
         f'<html lang="{"zh-CN" if lang == "zh" else "en"}"><head><meta charset="utf-8">',
         f"<title>{e(title)}</title><style>{_CSS}</style></head><body>",
-        f'<button onclick="window.print()">{e(t("print", lang))}</button>',
+        f'<button onclick="{PRINT_HANDLER}">{e(t("print", lang))}</button>',
         f"<h1>{e(t('statement_title', lang))}</h1>",
         f'<div class="meta">{e(t("rep", lang))}: {e(who)} · {e(t("period", lang))}: {e(period)}'
         f" · {e(t('generated', lang))}: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}</div>",

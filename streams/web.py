@@ -13,6 +13,7 @@ from faust.web import Request, Response, View
 from schemas.jsonl import jsonable
 
 from .app import WorkerState
+from .headers import add_security_headers
 from .payouts import register_payouts
 from .web_bi import register_bi_views
 from .web_reconcile import register_reconcile_views
@@ -102,6 +103,8 @@ def register_views(app: faust.App, ws: WorkerState) -> None:
                 }
             )
 
+    web: Any = app.web  # faust.web.drivers.aiohttp.Web
+    add_security_headers(web.web_app)
     register_ui_views(app, ws)
     register_bi_views(app, ws)
     register_reconcile_views(app, ws)

@@ -268,15 +268,20 @@ function chooseLang() {
 
 let LANG = chooseLang();
 
-// The bearer token: given once as ?token= (the link `comstream users add` prints), kept
-// in localStorage and sent as Authorization: Bearer (EventSource and links: ?token=).
+// The bearer token: given once in the sign-in link `comstream users add` prints (as
+// #token=, which never reaches the server, or ?token=), kept in localStorage, removed
+// from the address (and so from history) at once, and sent as Authorization: Bearer.
+// Only the EventSource, which cannot send a header, carries it as ?token=.
 (function takeToken() {
   const u = new URL(location.href);
-  const tok = u.searchParams.get("token");
+  const frag = new URLSearchParams(u.hash.replace(/^#/, ""));
+  const tok = u.searchParams.get("token") || frag.get("token");
   if (tok) {
     localStorage.setItem("comstream.token", tok);
     u.searchParams.delete("token");
-    history.replaceState(null, "", u.pathname + u.search);
+    frag.delete("token");
+    const hash = frag.toString();
+    history.replaceState(null, "", u.pathname + u.search + (hash ? "#" + hash : ""));
   }
 })();
 const TOKEN = () => localStorage.getItem("comstream.token") || "";
@@ -288,6 +293,21 @@ function authHeaders(extra) {
 function withToken(url) {
   if (!TOKEN()) return url;
   return url + (url.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(TOKEN());
+}
+
+// The printable statement opens in a new tab without the token in any address: with a
+// token it is fetched with the Authorization header and shown from a blob: URL.
+function printableLink(url) {
+  return h("a", { class: "button", id: "printable", href: url, target: "_blank", rel: "noopener", onclick: async (ev) => {
+    if (!TOKEN()) return; // authentication off: the plain link works
+    ev.preventDefault();
+    const win = window.open("about:blank", "_blank"); // in the click, for popup blockers
+    const r = await fetch(url, { headers: authHeaders({ Accept: "text/html" }) });
+    const page = await r.text();
+    const blob = URL.createObjectURL(new Blob([page], { type: "text/html;charset=utf-8" }));
+    if (win) win.location.href = blob;
+    else location.href = blob;
+  } }, t("printable"));
 }
 
 function t(key) {
@@ -773,7 +793,7 @@ async function repPage(repId) {
       { class: "head" },
       h("h1", {}, `${t("statement_of")} ${row && row.name ? row.name + " (" + repId + ")" : repId}`),
       h("label", { class: "filter" }, t("period") + " ", periodSelect),
-      h("a", { class: "button", id: "printable", href: withToken(`/api/reps/${encodeURIComponent(repId)}/statement.html?period=${encodeURIComponent(period)}&lang=${LANG}`) }, t("printable")),
+      printableLink(`/api/reps/${encodeURIComponent(repId)}/statement.html?period=${encodeURIComponent(period)}&lang=${LANG}`),
     ),
     row
       ? kv([

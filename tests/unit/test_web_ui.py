@@ -181,3 +181,75 @@ def test_the_ui_catalogue_has_every_string_in_both_languages() -> None:
     used = set(re.findall(r"\bt\(\"(\w+)\"\)", source))
     used |= {f"kind_{k}" for k in ("commission", "adjustment", "accelerator")}
     assert used <= en, used - en
+
+
+# ---- browser hardening (issue 17, item 8) ----------------------------------------------
+
+
+def _headers(web_app: Any, paths: list[str]) -> dict[str, tuple[int, Any]]:
+    async def go() -> dict[str, tuple[int, Any]]:
+        out = {}
+        async with TestClient(TestServer(web_app)) as client:
+            for path in paths:
+                r = await client.get(path)
+                out[path] = (r.status, r.headers)
+        return out
+
+    return asyncio.run(go())
+
+
+def test_every_page_asset_and_api_answer_carries_the_browser_security_headers(
+    web_app: Any,
+) -> None:
+    paths = [
+        "/",
+        "/reps/r-1",
+        "/customers/c-1",
+        "/queues",
+        "/payouts",
+        "/static/app.js",
+        "/static/app.css",
+        "/api/openapi.json",
+        "/api/health",
+        "/api/me",
+        "/no/such/page",
+        "/table/customers/",
+    ]
+    for path, (status, headers) in _headers(web_app, paths).items():
+        csp = headers.get("Content-Security-Policy", "")
+        assert "frame-ancestors 'none'" in csp, (path, status)
+        assert "default-src 'none'" in csp and "object-src 'none'" in csp
+        assert "script-src 'self'" in csp and "'unsafe-inline'" not in csp
+        assert headers.get("X-Frame-Options") == "DENY", path
+        assert headers.get("X-Content-Type-Options") == "nosniff", path
+        assert headers.get("Referrer-Policy") == "no-referrer", path
+
+
+def test_the_policy_allows_exactly_the_printable_statements_inline_style_and_button() -> None:
+    import base64
+    import hashlib
+
+    from comstream.statements import render_html
+    from streams.headers import CONTENT_SECURITY_POLICY
+
+    page = render_html([], {"rep_id": "r-1", "period": "2026-11", "currencies": {}})
+    style = re.search(r"<style>(.*?)</style>", page, re.S)
+    handler = re.search(r'onclick="([^"]*)"', page)
+    assert style and handler
+    for inline in (style.group(1), handler.group(1)):
+        digest = base64.b64encode(hashlib.sha256(inline.encode()).digest()).decode()
+        assert f"'sha256-{digest}'" in CONTENT_SECURITY_POLICY, inline[:40]
+
+
+def test_the_sign_in_token_leaves_the_address_and_links_carry_none() -> None:
+    js = (REPO / "streams" / "static" / "app.js").read_text(encoding="utf-8")
+    take = js[js.index("(function takeToken()") :]
+    take = take[: take.index("})();")]
+    assert "history.replaceState" in take and "u.hash" in take  # ?token= and #token=
+    # the printable statement is fetched with the header, never linked with the token
+    printable = js[js.index('id: "printable"') - 200 : js.index('id: "printable"') + 400]
+    assert "withToken(" not in printable
+    # withToken is only for EventSource, which cannot send a header
+    uses = [m.start() for m in re.finditer(r"withToken\(", js)]
+    assert len(uses) == 2  # its definition and the event stream
+    assert "new EventSource(withToken(" in js
