@@ -96,26 +96,47 @@ class ReplayResult:
         return dict(out)
 
 
+BATCH = 10_000
+"""Events per :meth:`Engine.process_batch` call in a replay (what is alive after each
+batch is frozen for the collector: :class:`comstream.batchgc.LongLivedGC`)."""
+
+
 def replay(events: Iterable[Input], plan_files: Sequence[Path] = ()) -> ReplayResult:
     """Run the engine over plan files and then events; a :class:`DeadLetter` among the
     events (a line refused by :func:`read_event_file`) counts as an event and is kept
-    with the engine's own dead letters, in order."""
+    with the engine's own dead letters, in order.
+
+    The engine runs the events in batches of :data:`BATCH`
+    (:meth:`processors.engine.Engine.process_batch`: the same outputs as one call per
+    event)."""
     result = ReplayResult()
     engine = result.engine
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
     plans: list[Event] = [plan_event(p, epoch) for p in plan_files]
-    with LongLivedGC() as gc:
+    deltas, dead = result.deltas, result.dead_letters
+
+    def run(batch: list[Event]) -> None:
+        for out in engine.process_batch(batch):
+            if isinstance(out, CommissionDelta):
+                deltas.append(out)
+            else:
+                dead.append(out)
+
+    with LongLivedGC(every=1) as gc:
+        batch: list[Event] = []
         for event in itertools.chain(plans, events):
             result.events += 1
             if type(event) is DeadLetter:
-                result.dead_letters.append(event)
+                run(batch)  # the events before it first: dead letters stay in file order
+                batch = []
+                dead.append(event)
                 continue
-            for out in engine.process(event):  # type: ignore[arg-type]
-                if isinstance(out, CommissionDelta):
-                    result.deltas.append(out)
-                else:
-                    result.dead_letters.append(out)
-            gc.tick()
+            batch.append(event)  # type: ignore[arg-type]
+            if len(batch) >= BATCH:
+                run(batch)
+                batch = []
+                gc.tick()
+        run(batch)
     return result
 
 
