@@ -121,6 +121,14 @@ ROUTE_POLICY: dict[str, Policy] = {
 HTTP_STATUS = HTTP_STATUS_OF_CODE
 OUTCOME_TIMEOUT = 20.0
 MAX_VERSION = 1_000_000
+BODY_FIELDS: dict[Action, frozenset[str]] = {
+    Action.REVIEW: frozenset({"version", "command_id"}),
+    Action.RETURN: frozenset({"version", "command_id", "reason"}),
+    Action.APPROVE: frozenset({"version", "command_id"}),
+    Action.PAY: frozenset({"version", "command_id", "amounts", "reference"}),
+    Action.CLOSE_PERIOD: frozenset({"version", "command_id", "force", "reason"}),
+}
+"""The fields each command's body may hold; any other is refused (400)."""
 _COMMAND_ID = re.compile(r"[A-Za-z0-9._:-]{1,200}")
 USER_KEY = "comstream.user"
 
@@ -645,6 +653,12 @@ def _register_routes(app: faust.App, ws: WorkerState, payouts: Payouts) -> None:
                 ),
             )
         try:
+            unknown = sorted(set(body) - BODY_FIELDS[action])
+            if unknown:
+                raise ValueError(
+                    f"unknown field {', '.join(repr(k[:40]) for k in unknown[:5])}: "
+                    f"{action.value} takes {', '.join(sorted(BODY_FIELDS[action]))}"
+                )
             extra = build(body) if build is not None else {}
             version = body.get("version")
             if action == Action.CLOSE_PERIOD and version is None:
