@@ -388,6 +388,37 @@ PATHS: dict[str, Any] = {
 }
 
 
+PUBLIC_PATHS = frozenset({"/api/health", "/api/openapi.json"})
+"""The routes that need no token (``streams.payouts.ROUTE_POLICY`` agrees: a test)."""
+
+_REFUSED = {
+    "401": {"description": "no token, or one that names no active user"},
+    "403": {"description": "the caller's role or ownership does not allow it"},
+}
+_NAMES = {
+    "400": {"description": "a malformed or impossible period"},
+    "404": {"description": "an unknown rep"},
+}
+
+
+def _with_refusals(paths: dict[str, Any]) -> dict[str, Any]:
+    """``paths`` with the refusals of the auth middleware declared on every route that
+    needs a token, and those of its name checks on every route that names a rep."""
+    out: dict[str, Any] = {}
+    for path, ops in paths.items():
+        out[path] = {}
+        for method, op in ops.items():
+            responses = dict(op.get("responses", {}))
+            if path not in PUBLIC_PATHS:
+                for code, answer in _REFUSED.items():
+                    responses.setdefault(code, answer)
+            if "{rep_id}" in path:
+                for code, answer in _NAMES.items():
+                    responses.setdefault(code, answer)
+            out[path][method] = {**op, "responses": responses}
+    return out
+
+
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI 3.0 document (a fresh dict each call)."""
     return {
@@ -398,7 +429,7 @@ def openapi_document() -> dict[str, Any]:
             "description": "Leaderboards, statements, customers and performance from the "
             "commission ledger. Money is a decimal string; instants are ISO 8601 UTC.",
         },
-        "paths": {**PATHS, **PAYOUT_PATHS},
+        "paths": _with_refusals({**PATHS, **PAYOUT_PATHS}),
         "components": {
             "schemas": {**SCHEMAS, **PAYOUT_SCHEMAS},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},

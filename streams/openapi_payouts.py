@@ -58,13 +58,23 @@ _OUTCOME = {
 }
 
 
+def _names(params: list[dict[str, Any]]) -> dict[str, Any]:
+    """400 for a malformed or impossible period, 404 for an unknown rep, where named."""
+    out: dict[str, Any] = {}
+    if any(p["name"] == "period" for p in params):
+        out["400"] = _ERR
+    if REP in params:
+        out["404"] = _ERR
+    return out
+
+
 def _get(summary: str, schema: dict[str, Any], params: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "get": {
             "summary": summary,
             "tags": ["payouts"],
             "parameters": params,
-            "responses": {"200": _ok(schema), **_AUTH},
+            "responses": {"200": _ok(schema), **_names(params), **_AUTH},
             "security": [{"bearer": []}],
         }
     }
@@ -80,7 +90,7 @@ def _post(summary: str, body: dict[str, Any], params: list[dict[str, Any]]) -> d
                 "required": False,
                 "content": {"application/json": {"schema": {"type": "object", "properties": body}}},
             },
-            "responses": _OUTCOME,
+            "responses": {**_OUTCOME, **_names(params)},
             "security": [{"bearer": []}],
         }
     }

@@ -125,6 +125,14 @@ def site(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
         worker.stop()
 
 
+def _declared(method: str, pattern: str, status: int) -> None:
+    """``status`` is among the answers the OpenAPI document declares for the route."""
+    from streams.openapi import openapi_document
+
+    responses = openapi_document()["paths"][pattern][method.lower()]["responses"]
+    assert str(status) in responses, (method, pattern, status, sorted(responses))
+
+
 def _routes() -> list[tuple[str, str]]:
     from streams.openapi import openapi_document
 
@@ -177,6 +185,7 @@ def test_the_suite_covers_every_route_of_the_openapi_document() -> None:
 @pytest.mark.parametrize("pattern", GETS)
 def test_every_read_route_with_every_token(site: Site, pattern: str, who: str) -> None:
     status, body = site.get(who, _concrete(site, pattern))
+    _declared("GET", pattern, status)
     if _may(site, pattern, who):
         assert status == 200, (pattern, who, status, body)
     else:
@@ -201,6 +210,7 @@ def test_every_command_route_refuses_the_wrong_callers_whatever_the_body(
     ):
         status, body = site.request(who, "POST", path, data, ctype)
         assert status == expected, (pattern, who, status, body)
+        _declared("POST", pattern, status)
 
 
 DEEP = b"[" * 30_000 + b"]" * 30_000
@@ -260,6 +270,7 @@ def test_hostile_bodies_are_refused_with_their_status_and_change_nothing(
     for name, data, ctype, expected in bodies:
         status, body = site.request(who, "POST", path, data, ctype)
         assert status == expected, (pattern, name, status, body)
+        _declared("POST", pattern, status)
         assert isinstance(body, dict) and body["code"] == "invalid", (pattern, name, body)
         assert body["error"] and "<class" not in body["error"], (pattern, name, body)
         assert body["audit_id"], (pattern, name, body)
@@ -335,6 +346,7 @@ def test_junk_names_in_every_path_are_400_or_404(site: Site) -> None:
             data = b'{"version": 1}' if method == "POST" else None
             status, body = site.request(who, method, path, data)
             assert status == expected, (pattern, rep, period, status, body)
+            _declared(method, pattern, status)
             assert body["error"], body
 
 

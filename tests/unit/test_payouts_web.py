@@ -17,6 +17,7 @@ from comstream.payouts_cmd import PAYROLL_FIELDS, payroll_lines, read_payroll_fi
 from processors.payouts import Role
 from streams.app import WorkerState, build_app
 from streams.dimensions import Dimensions
+from streams.openapi import PUBLIC_PATHS
 from streams.payouts import ROUTE_POLICY
 from streams.settings import Settings, SettingsError, load_settings
 from streams.users import (
@@ -46,7 +47,7 @@ def test_every_api_route_has_an_access_policy_and_back(web_app: Any) -> None:
     routes = {r.canonical for r in web_app.router.resources() if r.canonical.startswith("/api")}
     assert routes == set(ROUTE_POLICY)
     public = {p for p, pol in ROUTE_POLICY.items() if pol.roles is None}
-    assert public == {"/api/health", "/api/openapi.json"}
+    assert public == {"/api/health", "/api/openapi.json"} == PUBLIC_PATHS
     # a rep reads only the leaderboard and their own statements
     rep_may = {p for p, pol in ROUTE_POLICY.items() if pol.roles and Role.REP in pol.roles}
     assert all(
