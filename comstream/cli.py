@@ -158,7 +158,9 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if args.reconcile_bootstrap:
         settings = replace(settings, bootstrap=args.reconcile_bootstrap)
-    return reconcile_command(settings, args.period, args.format, args.url, args.dsn)
+    return reconcile_command(
+        settings, args.period, args.format, args.url, args.dsn, args.payment_wait
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -245,6 +247,13 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--url", help="the sink worker's API (default: from the settings)")
     source.add_argument("--dsn", help="read the ledger from ClickHouse directly (no worker)")
     p.add_argument("--bootstrap", dest="reconcile_bootstrap", help="Kafka bootstrap servers")
+    p.add_argument(
+        "--payment-wait",
+        type=float,
+        default=24.0,
+        metavar="HOURS",
+        help="list payments waiting longer than this for their order (default 24)",
+    )
     p.set_defaults(fn=cmd_reconcile)
 
     p = sub.add_parser("leaderboard", help="print the leaderboard once")

@@ -35,7 +35,7 @@ import heapq
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -69,6 +69,8 @@ EXIT_LEDGER = 3  # events balance, but the ledger misses or differs from commiss
 EXIT_UNAVAILABLE = 4  # the check could not run (Kafka, worker or ClickHouse unreachable)
 
 ZERO = Decimal(0)
+DEFAULT_PAYMENT_WAIT = timedelta(hours=24)
+"""How long a payment may wait for its order before reconcile lists it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -534,6 +536,55 @@ def uncredited(engine: Engine, period: str) -> list[dict[str, Any]]:
     return out
 
 
+def payment_exceptions(
+    engine: Engine, as_of: datetime, max_wait: timedelta
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Money the engine took without a word, from its order states after the replay:
+
+    - *overpaid*: accepted orders whose net payments (paid minus refunded) exceed the
+      order total: ``order_id``, ``currency``, ``total``, ``paid``, ``excess``;
+    - *waiting*: payments of orders that never arrived (the order stage keeps them until
+      the order comes) whose first payment was received more than ``max_wait`` before
+      ``as_of``: ``order_id``, ``payments``, ``amount``, ``first_received_at``,
+      ``waiting_hours`` (whole hours).
+
+    Both in order id order. Neither breaks the balance or the ledger: they are business
+    exceptions for finance to resolve (refund, chase the order), listed until they are."""
+    overpaid: list[dict[str, Any]] = []
+    waiting: list[dict[str, Any]] = []
+    for order_id, state in sorted(engine.order_states().items()):
+        if state.accepted is not None:
+            net = state.paid - state.refunded
+            if net > state.total:
+                overpaid.append(
+                    {
+                        "order_id": order_id,
+                        "currency": state.accepted.order.currency,
+                        "total": state.total,
+                        "paid": net,
+                        "excess": net - state.total,
+                    }
+                )
+            continue
+        payments = [m for m in state.movements if m.event_type == "PaymentReceived"]
+        if not payments:
+            continue
+        first = min(m.at for m in payments)
+        age = as_of - first
+        if age <= max_wait:
+            continue
+        waiting.append(
+            {
+                "order_id": order_id,
+                "payments": len(payments),
+                "amount": sum((m.amount for m in payments), ZERO),
+                "first_received_at": first.astimezone(UTC).isoformat(),
+                "waiting_hours": int(age.total_seconds() // 3600),
+            }
+        )
+    return overpaid, waiting
+
+
 def letters_in_period(
     letters: Iterable[tuple[int, DeadLetterRecord]],
     period: str,
@@ -598,6 +649,8 @@ class Report:
     uncredited: list[dict[str, Any]]
     dead_letters: list[dict[str, Any]]
     in_flight: dict[str, int]
+    overpaid: list[dict[str, Any]] = field(default_factory=list)
+    waiting_payments: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -634,6 +687,8 @@ class Report:
                 "order_differences": self.ledger.order_differences,
                 "rep_differences": self.ledger.rep_differences,
                 "uncredited": self.uncredited,
+                "overpaid": self.overpaid,
+                "waiting_payments": self.waiting_payments,
                 "dead_letters": self.dead_letters,
             }
         )

@@ -16,6 +16,7 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -30,6 +31,7 @@ from streams.settings import Settings
 from .dlq import read_letters
 from .errors import ComstreamError
 from .reconcile import (
+    DEFAULT_PAYMENT_WAIT,
     EXIT_UNAVAILABLE,
     LedgerRow,
     Report,
@@ -38,6 +40,7 @@ from .reconcile import (
     compare_ledger,
     expected_rows,
     letters_in_period,
+    payment_exceptions,
     processing_order,
     uncredited,
 )
@@ -179,7 +182,13 @@ def ledger_rows(period: str, url: str | None, dsn: str | None) -> tuple[list[Led
     ], source
 
 
-def build_report(settings: Settings, period: str, url: str | None, dsn: str | None) -> Report:
+def build_report(
+    settings: Settings,
+    period: str,
+    url: str | None,
+    dsn: str | None,
+    payment_wait: timedelta = DEFAULT_PAYMENT_WAIT,
+) -> Report:
     """Read everything and reconcile (see the module docstring for the order)."""
     t = settings.topics
     upstream = t.upstream
@@ -209,6 +218,7 @@ def build_report(settings: Settings, period: str, url: str | None, dsn: str | No
         compacted=(t.customers, t.reps, t.plans, t.periods),
     )
     rows, source = ledger_rows(period, url, dsn)
+    overpaid, waiting = payment_exceptions(events.engine, datetime.now(UTC), payment_wait)
     expected = expected_rows(events.engine.deltas, period)
     ledger = compare_ledger(expected, rows, events.payments)
     return Report(
@@ -217,6 +227,8 @@ def build_report(settings: Settings, period: str, url: str | None, dsn: str | No
         ledger=ledger,
         ledger_source=source,
         uncredited=uncredited(events.engine, period),
+        overpaid=overpaid,
+        waiting_payments=waiting,
         dead_letters=letters_in_period(
             ((s.offset, s.record) for s in letters),
             period,
@@ -320,6 +332,32 @@ def render(report: Report, console: Console) -> None:
         )
     console.print(
         _table(
+            f"overpaid orders (paid more than the order total): {len(report.overpaid)}",
+            ("order", "currency", "total", "paid", "excess"),
+            (
+                (r["order_id"], r["currency"], r["total"], r["paid"], r["excess"])
+                for r in report.overpaid
+            ),
+        )
+    )
+    console.print(
+        _table(
+            f"payments waiting for their order: {len(report.waiting_payments)}",
+            ("order", "payments", "amount", "first received", "hours waiting"),
+            (
+                (
+                    r["order_id"],
+                    r["payments"],
+                    r["amount"],
+                    r["first_received_at"],
+                    r["waiting_hours"],
+                )
+                for r in report.waiting_payments
+            ),
+        )
+    )
+    console.print(
+        _table(
             f"uncredited orders placed in or before {report.period}: {len(report.uncredited)}",
             ("order", "customer", "placed", "total", "paid", "cancelled"),
             (
@@ -371,14 +409,23 @@ def render(report: Report, console: Console) -> None:
 
 
 def reconcile_command(
-    settings: Settings, period: str, fmt: str, url: str | None, dsn: str | None
+    settings: Settings,
+    period: str,
+    fmt: str,
+    url: str | None,
+    dsn: str | None,
+    payment_wait_hours: float = DEFAULT_PAYMENT_WAIT.total_seconds() / 3600,
 ) -> int:
     """Run the check and print it; the exit status is in docs/reconcile.md."""
     if not is_period(period):
         print(f"--period {period!r}: expected YYYY-MM or YYYY-Qn", file=sys.stderr)
         return 2
+    if not payment_wait_hours >= 0:
+        print(f"--payment-wait {payment_wait_hours}: expected hours >= 0", file=sys.stderr)
+        return 2
+    wait = timedelta(hours=payment_wait_hours)
     try:
-        report = build_report(settings, period, url or settings.web_url, dsn)
+        report = build_report(settings, period, url or settings.web_url, dsn, wait)
     except (ReconcileUnavailable, KafkaUnavailable) as exc:
         print(f"reconcile: cannot check: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE

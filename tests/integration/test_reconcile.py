@@ -114,6 +114,13 @@ def test_reconcile_balances_and_catches_what_is_missing(
         for topic, value in bad:
             stream.insert(rng.randrange(len(stream) + 1), (topic, rng.randbytes(4), value))
         stream += [(event_topic(e, t), event_key(e), encode(e)) for e in refused]
+        # silent money (issue 17): an overpayment of a paid order, a payment of no order
+        paid = next(e for e in flow if isinstance(e, PaymentReceived))
+        silent = [
+            replace(paid, event_id="over-1", payment_id="over-1", amount=Decimal("999999999.00")),
+            replace(paid, event_id="ghost-1", payment_id="ghost-1", order_id="ghost-order"),
+        ]
+        stream += [(event_topic(e, t), event_key(e), encode(e)) for e in silent]
         producer = make_producer(kafka_bootstrap)
         for topic, key, value in stream:
             producer.produce(topic, key=key, value=value)
@@ -150,6 +157,11 @@ def test_reconcile_balances_and_catches_what_is_missing(
         assert reasons["conflict.order_exists"] == 3
         assert reasons["conflict.duplicate_payment_id"] == 3
         assert reasons["decode.error"] == 20  # dated by when the worker refused them
+        assert [o["order_id"] for o in body["overpaid"]] == [paid.order_id]
+        assert Decimal(body["overpaid"][0]["excess"]) > Decimal("999000000")
+        assert [(w["order_id"], w["payments"]) for w in body["waiting_payments"]] == [
+            ("ghost-order", 1)
+        ]
         # the table format says the same, and the worker's own counters agree
         code, _, text = run_cli(settings, "--url", settings.web_url)
         assert code == 0, text

@@ -309,3 +309,43 @@ def test_exit_codes() -> None:
     assert exit_code(False, True) == EXIT_IMBALANCE == 1
     assert exit_code(False, False) == EXIT_IMBALANCE
     assert exit_code(True, False) == EXIT_LEDGER == 3
+
+
+# ---- silent money: overpayments and payments waiting for their order (issue 17, item 6) --
+
+
+def test_overpayments_and_payments_waiting_for_their_order_are_listed() -> None:
+    from datetime import timedelta
+
+    from comstream.reconcile import payment_exceptions
+    from processors.engine import Engine
+
+    engine = Engine()
+    engine.process_all(
+        [
+            publish(plan_doc()),
+            rep("rep-1"),
+            customer("cust-1", owner="rep-1"),
+            order("o-1", [line("l1", 1, "1000.00")]),
+            pay("o-1", "1000.00", event_id="p-ok", payment_id="p-ok"),
+            pay("o-1", "999999999.00", event_id="p-big", payment_id="p-big"),
+            order("o-2", [line("l1", 1, "500.00")]),
+            pay("o-2", "500.00", event_id="p-2", payment_id="p-2"),
+            # payments of orders that never arrived: one long ago, one just now
+            pay("o-ghost", "120.00", at="2026-11-01T10:00:00Z", event_id="p-g", payment_id="p-g"),
+            pay("o-late", "80.00", at="2026-11-19T23:00:00Z", event_id="p-l", payment_id="p-l"),
+        ]
+    )
+    overpaid, waiting = payment_exceptions(engine, NOW, timedelta(hours=24))
+    assert [(o["order_id"], o["total"], o["paid"], o["excess"]) for o in overpaid] == [
+        ("o-1", Decimal("1000.00"), Decimal("1000000999.00"), Decimal("999999999.00"))
+    ]
+    assert overpaid[0]["currency"] == "USD"
+    assert [(w["order_id"], w["payments"], w["amount"]) for w in waiting] == [
+        ("o-ghost", 1, Decimal("120.00"))
+    ]
+    assert waiting[0]["first_received_at"].startswith("2026-11-01T10:00")
+    assert waiting[0]["waiting_hours"] == 19 * 24 - 10
+    # a shorter age lists the recent one too
+    _, waiting = payment_exceptions(engine, NOW, timedelta(minutes=30))
+    assert [w["order_id"] for w in waiting] == ["o-ghost", "o-late"]
