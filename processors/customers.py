@@ -467,7 +467,13 @@ def _crm(
     # the orders whose view this record may change: those placed at or after it, and,
     # for an owner, those with none in effect at their placement (the first owner set
     # after it credits them, and this one may be earlier than the one that did)
-    candidates = {oid for oid, rec in state.orders.items() if rec.placed_us >= since_us}
+    # (latest_us bounds every placement, as _place relies on: a record dated after the
+    # latest one restates none of them, and most CRM changes are dated now)
+    candidates = (
+        {oid for oid, rec in state.orders.items() if rec.placed_us >= since_us}
+        if since_us <= state.latest_us
+        else set()
+    )
     if event.owner_rep_id:
         candidates.update(state.uncredited)
     orders = state.orders

@@ -6,12 +6,12 @@ revenue base booked in the period, so the result does not depend on arrival orde
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 from typing import NamedTuple
 
 from .events import LineTrace
-from .money import ONE, ZERO, ZERO_CENTS, round_cents
+from .money import CENT, ONE, ZERO, ZERO_CENTS
 from .periods import period_kind
 from .plans import PlanVersion, Tiers
 
@@ -60,6 +60,42 @@ def _rate_text(method: str, quota: Decimal) -> str:
     return f"{method} tiers, quota {quota}"
 
 
+_SETUP = ("accelerator",)  # plan.memo key prefix of the per-(rep, period) setup
+
+
+def _setup(
+    plan: PlanVersion, rep_id: str, period: str
+) -> tuple[Tiers | None, Decimal, str, str, Decimal | None, str] | None:
+    """What the accelerator of (rep, period) reads from ``plan``, worked out once per
+    plan version: (tiers, quota, rule id, rate text, period cap, trace line id), or None
+    when the plan gives no accelerator for the period."""
+    key = (_SETUP, rep_id, period)
+    memo = plan.memo
+    if key in memo:
+        hit: tuple[Tiers | None, Decimal, str, str, Decimal | None, str] | None = memo[key]
+        return hit
+    tiers = plan.tiers
+    cap = plan.caps.per_period
+    setup: tuple[Tiers | None, Decimal, str, str, Decimal | None, str] | None
+    if (tiers is None and cap is None) or plan.period != period_kind(period):
+        setup = None
+    elif tiers is not None:
+        quota = tiers.quota_for(rep_id)
+        setup = (
+            tiers,
+            quota,
+            f"tiers.{tiers.method}",
+            _rate_text(tiers.method, quota),
+            cap,
+            f"period:{period}",
+        )
+    else:
+        setup = (None, ZERO, "caps.per_period", "no tiers", cap, f"period:{period}")
+    if len(memo) < 100_000:
+        memo[key] = setup
+    return setup
+
+
 def accelerator(
     rep_id: str,
     period: str,
@@ -72,31 +108,21 @@ def accelerator(
 
     No plan, a plan whose period kind differs from ``period``'s, or a plan with neither
     tiers nor ``caps.per_period`` gives 0."""
-    if (
-        plan is None
-        or (plan.tiers is None and plan.caps.per_period is None)
-        or plan.period != period_kind(period)
-    ):
+    setup = None if plan is None else _setup(plan, rep_id, period)
+    if setup is None:
         return AcceleratorResult(ZERO_CENTS, commission, ZERO, ())
-    notes: list[str] = []
-    if plan.tiers is not None:
-        quota = plan.tiers.quota_for(rep_id)
-        total, attainment = tier_total(commission, revenue_base, quota, plan.tiers)
-        rule_id = f"tiers.{plan.tiers.method}"
-        rate = _rate_text(plan.tiers.method, quota)
+    tiers, quota, rule_id, rate, cap, line_id = setup
+    if tiers is not None:
+        total, attainment = tier_total(commission, revenue_base, quota, tiers)
     else:
         total, attainment = commission, ZERO
-        rule_id = "caps.per_period"
-        rate = "no tiers"
-    cap = plan.caps.per_period
+    note = ""
     if cap is not None and total > cap:
-        notes.append(f"period capped at {cap} by caps.per_period (before the cap {total})")
+        note = f"period capped at {cap} by caps.per_period (before the cap {total})"
         total = cap
-    rounded = round_cents(total)
-    amount = rounded - commission
-    multiplier = ONE if commission == 0 else total / commission
+    rounded = total.quantize(CENT, ROUND_HALF_UP)
     trace = LineTrace(
-        f"period:{period}",
+        line_id,
         "",
         "",
         rule_id,
@@ -104,8 +130,8 @@ def accelerator(
         commission,
         rate,
         (),
-        multiplier,
+        ONE if commission == 0 else total / commission,
         rounded,
-        "; ".join(notes),
+        note,
     )
-    return AcceleratorResult(amount, total, attainment, (trace,))
+    return AcceleratorResult(rounded - commission, total, attainment, (trace,))
