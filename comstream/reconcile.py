@@ -404,10 +404,14 @@ class LedgerRow:
 
 
 def expected_rows(deltas: Iterable[CommissionDelta], period: str) -> list[LedgerRow]:
-    """The engine's deltas booked in ``period``, summed like :class:`LedgerRow`."""
+    """The engine's deltas caused in ``period`` (their ``origin_period``), wherever they
+    were booked, summed like :class:`LedgerRow`. By origin, not by booked period: a
+    payment that raced the period's close is booked in ``period`` by one reader and in
+    the next period as a prior-period adjustment of ``period`` by the other, and both
+    are right (docs/reconcile.md)."""
     sums: dict[tuple[str, str, str], list[Any]] = {}
     for d in deltas:
-        if d.booked_period != period:
+        if d.origin_period != period:
             continue
         key = (d.order_id or "", d.rep_id, d.currency)
         acc = sums.setdefault(key, [ZERO, 0])

@@ -148,7 +148,8 @@ def in_flight(settings: Settings, consumer: Consumer) -> dict[str, int]:
 
 
 def ledger_rows(period: str, url: str | None, dsn: str | None) -> tuple[list[LedgerRow], str]:
-    """The ledger's per-order sums of ``period`` and where they came from."""
+    """The ledger's per-order sums of the deltas caused in ``period`` (wherever booked)
+    and where they came from."""
     if dsn:
         from sinks.clickhouse import SinkError, Store
         from sinks.reconcile import order_commission
@@ -156,7 +157,7 @@ def ledger_rows(period: str, url: str | None, dsn: str | None) -> tuple[list[Led
         try:
             store = Store(dsn)
             try:
-                rows = order_commission(store, period)
+                rows = order_commission(store, period, "origin")
             finally:
                 store.close()
         except SinkError as exc:
@@ -167,7 +168,7 @@ def ledger_rows(period: str, url: str | None, dsn: str | None) -> tuple[list[Led
 
         assert url is not None
         try:
-            body = get_json(url, f"/api/orders/commission?period={period}", timeout=120)
+            body = get_json(url, f"/api/orders/commission?period={period}&by=origin", timeout=120)
         except WorkerUnavailable as exc:
             raise ReconcileUnavailable(
                 f"{exc} (is the worker running? without one, use --dsn)"

@@ -1,4 +1,5 @@
-"""The ledger side of ``comstream reconcile``: per-order sums of one booked period."""
+"""The ledger side of ``comstream reconcile``: per-order sums of one period, booked in
+it or caused in it."""
 
 from __future__ import annotations
 
@@ -7,20 +8,29 @@ from typing import Any
 
 from .clickhouse import Store
 
-ORDER_COMMISSION_SQL = (
+_SQL = (
     "SELECT order_id, rep_id, currency, sum(amount), count() FROM ("
     "SELECT delta_id, order_id, rep_id, currency, amount FROM commission_deltas "
-    "PREWHERE booked_period = {p:String} LIMIT 1 BY delta_id) "
+    "PREWHERE {column} = {{p:String}} LIMIT 1 BY delta_id) "
     "GROUP BY order_id, rep_id, currency ORDER BY order_id, rep_id, currency"
 )
+ORDER_COMMISSION_SQL = _SQL.format(column="booked_period")
+BY: dict[str, str] = {
+    "booked": ORDER_COMMISSION_SQL,
+    "origin": _SQL.format(column="origin_period"),
+}
 
 
-def order_commission(store: Store, period: str) -> list[dict[str, Any]]:
-    """Every (order, rep, currency) with deltas booked in ``period``: the sum of their
-    amounts and their number, each delta id counted once (however many rows the ledger
-    holds for it). ``order_id`` is "" for deltas of no order (accelerators). Amounts are
-    exact ``Decimal``. Raises :class:`sinks.clickhouse.SinkError` when ClickHouse fails."""
-    rows = store.query(ORDER_COMMISSION_SQL, {"p": period})
+def order_commission(store: Store, period: str, by: str = "booked") -> list[dict[str, Any]]:
+    """Every (order, rep, currency) with deltas booked in ``period`` (``by="booked"``)
+    or caused in it wherever they were booked (``by="origin"``: prior-period adjustments
+    of ``period`` included): the sum of their amounts and their number, each delta id
+    counted once (however many rows the ledger holds for it). ``order_id`` is "" for
+    deltas of no order (accelerators). Amounts are exact ``Decimal``. Raises ValueError
+    for another ``by``, :class:`sinks.clickhouse.SinkError` when ClickHouse fails."""
+    if by not in BY:
+        raise ValueError(f"by={by!r}: expected booked or origin")
+    rows = store.query(BY[by], {"p": period})
     return [
         {
             "order_id": r[0],

@@ -378,7 +378,17 @@ PATHS: dict[str, Any] = {
             "400": _ERROR,
             **_NO_SINK,
         },
-        [{**PERIOD_Q, "required": True, "description": "booked period"}],
+        [
+            {**PERIOD_Q, "required": True, "description": "the period"},
+            {
+                "name": "by",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "string", "enum": ["booked", "origin"]},
+                "description": "deltas booked in the period (default) or caused in it, "
+                "wherever booked (prior-period adjustments of it included)",
+            },
+        ],
         "reconcile",
     ),
     "/api/openapi.json": _get(

@@ -9,15 +9,17 @@ import faust
 from faust.web import Request, Response, View
 
 from processors.periods import is_period
-from sinks.reconcile import order_commission
+from sinks.reconcile import BY, order_commission
 
 from .app import WorkerState
 
 
 def register_reconcile_views(app: faust.App, ws: WorkerState) -> None:
     """Add ``/api/orders/commission``: ``{"period": P, "rows": [{"order_id", "rep_id",
-    "currency", "amount" (a decimal string), "deltas"}]}``, each delta id once; 400
-    without a valid ``period``, 404 on a worker that runs no sink."""
+    "currency", "amount" (a decimal string), "deltas"}]}``, each delta id once, of the
+    deltas booked in P (``by=booked``, the default) or caused in P wherever they were
+    booked (``by=origin``); 400 without a valid ``period`` or ``by``, 404 on a worker
+    that runs no sink."""
 
     @app.page("/api/orders/commission")
     class OrderCommission(View):
@@ -33,8 +35,11 @@ def register_reconcile_views(app: faust.App, ws: WorkerState) -> None:
                 return self.json(
                     {"error": f"period {period!r}: expected YYYY-MM or YYYY-Qn"}, status=400
                 )
+            by = request.query.get("by", "booked")
+            if by not in BY:
+                return self.json({"error": f"by={by!r}: expected booked or origin"}, status=400)
             rows = await asyncio.get_running_loop().run_in_executor(
-                None, order_commission, store, period
+                None, order_commission, store, period, by
             )
             return self.json(
                 {

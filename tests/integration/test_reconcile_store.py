@@ -3,6 +3,7 @@ per-order sums of one booked period, each delta id once, equal to the engine's."
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -32,10 +33,16 @@ def test_order_commission_counts_each_delta_id_once(tmp_path: Path) -> None:
         assert rows == distinct + 50
         got = [
             LedgerRow(r["order_id"], r["rep_id"], r["currency"], r["amount"], r["deltas"])
-            for r in order_commission(store, period)
+            for r in order_commission(store, period, "origin")
         ]
-        assert got == expected
+        assert got == expected  # expected_rows sums by origin period, as by="origin"
         assert compare_ledger(expected, got, {}).ok
         assert order_commission(store, "1999-01") == []
+        assert order_commission(store, "1999-01", "origin") == []
+        # booked in the period: the same here, where nothing was booked elsewhere
+        booked = sum((r["amount"] for r in order_commission(store, period)), Decimal(0))
+        assert booked == sum((d.amount for d in deltas if d.booked_period == period), Decimal(0))
+        with pytest.raises(ValueError):
+            order_commission(store, period, "sideways")
     finally:
         store.close()

@@ -349,3 +349,36 @@ def test_overpayments_and_payments_waiting_for_their_order_are_listed() -> None:
     # a shorter age lists the recent one too
     _, waiting = payment_exceptions(engine, NOW, timedelta(minutes=30))
     assert [w["order_id"] for w in waiting] == ["o-ghost", "o-late"]
+
+
+# ---- adjustments followed to where they were booked (issue 17, item 7) -------------------
+
+
+def test_a_payment_booked_as_a_prior_period_adjustment_is_not_paid_no_commission() -> None:
+    """The worker saw the close before a payment received 0.4 s earlier and booked its
+    commission in the next period as an adjustment of P; reconcile's replay took them in
+    the other order. Compared by the period that caused them, they agree."""
+    from processors.engine import Engine
+    from processors.events import PeriodClosed
+
+    base = [
+        publish(plan_doc()),
+        rep("rep-1"),
+        customer("cust-1", owner="rep-1"),
+        order("o-1", [line("l1", 1, "1000.00")], placed_at="2026-11-10T10:00:00Z"),
+    ]
+    payment = pay("o-1", "1000.00", at="2026-11-30T23:59:59Z")
+    close = PeriodClosed("period-closed:2026-11", NOW, "2026-11", "u-admin")
+    replayed, worker = Engine(), Engine()
+    replayed.process_all([*base, payment, close])
+    worker.process_all([*base, close, payment])
+    assert {d.booked_period for d in worker.deltas} == {"2026-12"}
+    assert {d.origin_period for d in worker.deltas} == {"2026-11"}
+    expected = expected_rows(replayed.deltas, "2026-11")
+    ledger = expected_rows(worker.deltas, "2026-11")  # what the ledger answers by origin
+    check = compare_ledger(expected, ledger, {"o-1": (1, Decimal("1000.00"))})
+    assert check.ok, check
+    # the next period has nothing of its own to compare either
+    assert compare_ledger(
+        expected_rows(replayed.deltas, "2026-12"), expected_rows(worker.deltas, "2026-12"), {}
+    ).ok
