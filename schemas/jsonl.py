@@ -12,7 +12,15 @@ machine-readable reason and the field at fault; :func:`format_event` is its inve
 decimal with more places than its field's Avro scale (12 for line figures, 28 for shares,
 4 for payments and refunds) is refused with ``invalid.amount_precision``, the reason the
 engine gives such an event (SEMANTICS.md section 2, "Precision"), with the line's
-``event_id`` and type, so that a reader can dead-letter that event alone.
+``event_id`` and type, so that a reader can dead-letter that event alone. A line longer
+than :data:`MAX_LINE` characters, or nested deeper than JSON can be read, is refused with
+``format.json``; no input makes the parser hang or fail with anything else.
+
+Speed: a line in the canonical shape :func:`format_event` writes is parsed by code
+compiled once per event type (:mod:`schemas.jsonl_fast`), every other line (other key
+order, escapes, JSON numbers, omitted optional fields, and every malformed line) by the
+generic path below, which alone decides every error; both give equal events. Formatting
+is compiled the same way, byte for byte what the generic path writes.
 """
 
 from __future__ import annotations
@@ -27,20 +35,56 @@ from processors.events import EVENT_TYPES, CommissionDelta, Event
 
 from .codec import _OFFSET_SUFFIX, from_record, schema_json, to_record, type_name
 from .errors import CodecError, EventFormatError
+from .jsonl_fast import compile_formatters, compile_parsers
 
 _MISSING = object()
 _WIDE = Context(prec=200)  # a decimal's places are checked exactly, however long it is
+MAX_LINE = 1 << 20
+"""The longest line read, in characters (bytes for a ``bytes`` line): 1 MiB, Kafka's
+default largest message; a plan definition, the longest field, is far shorter."""
+_SHOWN = 80  # characters of an offending value quoted in an error
+
+_FAST_PARSE = compile_parsers()
+_FAST_FORMAT = compile_formatters()
+_TYPE_AT = len('{"type":"')
 
 
 def parse_event(line: str | bytes) -> Event:
     """Parse one JSON line into an event, checking it against the event's Avro schema."""
+    if len(line) > MAX_LINE:
+        raise EventFormatError(
+            "format.json", f"line of {len(line)} characters; at most {MAX_LINE} are read"
+        )
+    if isinstance(line, str) and line.startswith('{"type":"'):
+        fast = _FAST_PARSE.get(line[_TYPE_AT : line.find('"', _TYPE_AT)])
+        if fast is not None:
+            try:
+                event = fast(line)
+            except Exception:  # not the canonical shape after all: the generic path says
+                event = None
+            if event is not None:
+                return event  # type: ignore[no-any-return]
+    return _parse_generic(line)
+
+
+def _parse_generic(line: str | bytes) -> Event:
     try:
         obj = json.loads(line, parse_float=Decimal, parse_constant=_reject_constant)
     except (ValueError, _NonFinite) as exc:
         raise EventFormatError("format.json", f"not valid JSON: {exc}") from exc
+    except RecursionError:
+        raise EventFormatError("format.json", "not valid JSON: nested too deeply") from None
     if not isinstance(obj, dict):
         raise EventFormatError("format.json", "a line must be a JSON object")
     return event_from_dict(obj)
+
+
+def _shown(value: Any, quoted: bool = True) -> str:
+    """``value`` as an error quotes it (its repr, or its str), cut short if long."""
+    text = repr(value) if quoted else str(value)
+    if len(text) <= _SHOWN:
+        return text
+    return f"{text[: _SHOWN - 20]}...{text[-12:]} ({len(text)} characters)"
 
 
 def event_from_dict(obj: dict[str, Any]) -> Event:
@@ -48,7 +92,7 @@ def event_from_dict(obj: dict[str, Any]) -> Event:
     name = obj.get("type")
     if not isinstance(name, str) or name not in EVENT_TYPES:
         known = ", ".join(sorted(EVENT_TYPES))
-        raise EventFormatError("format.unknown_type", f"type {name!r} is not one of {known}")
+        raise EventFormatError("format.unknown_type", f"type {_shown(name)} is not one of {known}")
     body = {k: v for k, v in obj.items() if k != "type"}
     try:
         rec = _convert_record(schema_json(name), body, path="")
@@ -93,7 +137,7 @@ def _convert_record(schema: dict[str, Any], obj: Any, path: str) -> dict[str, An
     extra = sorted(set(obj) - known)
     if extra:
         raise EventFormatError(
-            "format.unknown_field", f"{path or 'event'}: unknown field {extra[0]!r}"
+            "format.unknown_field", f"{path or 'event'}: unknown field {_shown(extra[0])}"
         )
     return out
 
@@ -133,7 +177,9 @@ def _convert(ftype: Any, raw: Any, path: str) -> Any:
         if isinstance(raw, bool) or not isinstance(raw, int):
             raise EventFormatError("format.bad_value", f"{path}: expected an integer")
         if ftype == "int" and not -(2**31) <= raw < 2**31:
-            raise EventFormatError("format.bad_value", f"{path}: {raw} is out of range")
+            raise EventFormatError(
+                "format.bad_value", f"{path}: {_shown(raw, False)} is out of range"
+            )
         return raw
     if ftype == "boolean":
         if not isinstance(raw, bool):
@@ -148,21 +194,37 @@ def _decimal(raw: Any, scale: int, precision: int, path: str) -> Decimal:
     try:
         value = Decimal(raw) if not isinstance(raw, Decimal) else raw
     except InvalidOperation:
-        raise EventFormatError("format.bad_value", f"{path}: {raw!r} is not a decimal") from None
+        raise EventFormatError(
+            "format.bad_value", f"{path}: {_shown(raw)} is not a decimal"
+        ) from None
     if not value.is_finite():
-        raise EventFormatError("format.bad_value", f"{path}: {raw!r} is not a finite number")
+        raise EventFormatError("format.bad_value", f"{path}: {_shown(raw)} is not a finite number")
     exponent = value.as_tuple().exponent
     assert isinstance(exponent, int)
     if -exponent > scale:
-        exact = value.quantize(Decimal(1).scaleb(-scale), context=_WIDE)
-        if exact != value:
+        try:
+            exact = value.quantize(Decimal(1).scaleb(-scale), context=_WIDE)
+        except InvalidOperation:  # more than _WIDE's 200 digits at the scale
+            exact = None
+        if exact != value and (exact is not None or _finer_than(value, scale)):
             raise EventFormatError(
-                "invalid.amount_precision", f"{path}: {raw} has more than {scale} decimal places"
+                "invalid.amount_precision",
+                f"{path}: {_shown(raw, False)} has more than {scale} decimal places",
             )
+        if exact is None:  # only zeros beyond the scale, and hundreds of digits before
+            raise EventFormatError("format.bad_value", f"{path}: {_shown(raw, False)} is too large")
         value = exact  # only zeros beyond the scale
     if value.adjusted() + 1 + scale > precision:
-        raise EventFormatError("format.bad_value", f"{path}: {raw} is too large")
+        raise EventFormatError("format.bad_value", f"{path}: {_shown(raw, False)} is too large")
     return value
+
+
+def _finer_than(value: Decimal, scale: int) -> bool:
+    """Whether a finite ``value`` has a non-zero digit beyond ``scale`` places."""
+    _sign, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)
+    beyond = -exponent - scale
+    return beyond > 0 and any(digits[-beyond:])
 
 
 def _timestamp(raw: Any, path: str) -> datetime:
@@ -171,9 +233,11 @@ def _timestamp(raw: Any, path: str) -> datetime:
     try:
         value = datetime.fromisoformat(raw)
     except ValueError:
-        raise EventFormatError("format.bad_value", f"{path}: {raw!r} is not ISO 8601") from None
+        raise EventFormatError(
+            "format.bad_value", f"{path}: {_shown(raw)} is not ISO 8601"
+        ) from None
     if value.tzinfo is None or value.utcoffset() is None:
-        raise EventFormatError("format.bad_value", f"{path}: {raw!r} has no UTC offset")
+        raise EventFormatError("format.bad_value", f"{path}: {_shown(raw)} has no UTC offset")
     return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 
@@ -183,7 +247,7 @@ def _date(raw: Any, path: str) -> date:
     try:
         return date.fromisoformat(raw)
     except ValueError:
-        raise EventFormatError("format.bad_value", f"{path}: {raw!r} is not a date") from None
+        raise EventFormatError("format.bad_value", f"{path}: {_shown(raw)} is not a date") from None
 
 
 def to_json_obj(value: Event | CommissionDelta) -> dict[str, Any]:
@@ -228,4 +292,10 @@ def jsonable(value: Any) -> Any:
 
 def format_event(value: Event | CommissionDelta) -> str:
     """One JSON line (no newline) for an event or a delta."""
+    fast = _FAST_FORMAT.get(value.__class__)
+    if fast is not None:
+        try:
+            return fast(value)
+        except Exception:  # a field of an unexpected type: the generic path says
+            pass
     return json.dumps(to_json_obj(value), ensure_ascii=False, separators=(",", ":"))
