@@ -1,7 +1,8 @@
 """The pure commission domain: plans and rules, crediting, earning, tiers, deltas, and the
 state each keyed stage keeps (SEMANTICS.md sections 1-6 and 8).
 
-Standard library only, no I/O. Every state and message is a frozen dataclass that
+Standard library only, no I/O. Every state and message is an immutable record
+(:func:`processors.records.record`: a slotted dataclass that mypy treats as frozen) that
 :mod:`processors.serde` turns into bytes and back; money is ``Decimal``; times are
 timezone-aware.
 

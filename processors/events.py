@@ -3,9 +3,10 @@
 These are the types every layer shares: the Avro codec in ``schemas`` turns bytes into
 them, the stages in ``processors`` consume them, and sinks store the deltas.
 
-Contract: every event is a frozen dataclass with ``event_id`` (globally unique) and a
-timezone-aware ``occurred_at``. Money, quantities, fractions and shares are ``Decimal``;
-instants are timezone-aware ``datetime``; calendar dates are ``date``. Constructors do not
+Contract: every event is an immutable record (:mod:`processors.records`) with
+``event_id`` (globally unique) and a timezone-aware ``occurred_at``. Money, quantities,
+fractions and shares are ``Decimal``; instants are timezone-aware ``datetime``; calendar
+dates are ``date``. Constructors do not
 validate business rules; :func:`processors.validation.validate_event` does.
 """
 

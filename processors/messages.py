@@ -3,8 +3,8 @@
 The customer stage (key customer_id) sends :class:`OrderAccepted`,
 :class:`CreditResolved` and :class:`SnapshotRestated` to the order stage (key order_id);
 the order stage sends :class:`OrderCancelledNotice` back to the customer stage and
-commission deltas to the rep-period stage (key rep_id). Every message is a frozen
-dataclass that :mod:`processors.serde` round-trips exactly;
+commission deltas to the rep-period stage (key rep_id). Every message is an immutable
+record (:mod:`processors.records`) that :mod:`processors.serde` round-trips exactly;
 :func:`processors.stages.address` says where each one goes.
 """
 
