@@ -24,7 +24,10 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from rich.console import Console
 from rich.table import Table
 
+from processors.events import Event
 from processors.periods import is_period
+from schemas.codec import decode_event
+from schemas.errors import CodecError
 from streams.kafka import KafkaUnavailable
 from streams.settings import Settings
 
@@ -43,6 +46,7 @@ from .reconcile import (
     payment_exceptions,
     processing_order,
     uncredited,
+    unsettled_work,
 )
 
 
@@ -147,6 +151,77 @@ def in_flight(settings: Settings, consumer: Consumer) -> dict[str, int]:
     return out
 
 
+def in_flight_messages(
+    settings: Settings, consumer: Consumer
+) -> list[tuple[str, bytes | None, bytes | None]]:
+    """The downstream messages not yet committed by their reader, as (stage, key,
+    value): stage ``customer``, ``order``, ``rep`` (the worker's group) or ``deltas``
+    (the sink's group)."""
+    t = settings.topics
+    stage_of = {
+        t.customer_stage: "customer",
+        t.order_stage: "order",
+        t.rep_stage: "rep",
+        t.deltas: "deltas",
+    }
+    ranges: dict[tuple[str, int], tuple[int, int]] = {}
+    for group, topics in (
+        (settings.app_id, (t.customer_stage, t.order_stage, t.rep_stage)),
+        (f"{settings.app_id}-sink", (t.deltas,)),
+    ):
+        marks = watermarks(consumer, topics)
+        done = committed_offsets(settings, group, marks)
+        for tp, (low, end) in marks.items():
+            start = max(low, done.get(tp, low))
+            if end > start:
+                ranges[tp] = (start, end)
+    out: list[tuple[str, bytes | None, bytes | None]] = []
+    todo = dict(ranges)
+    if not todo:
+        return out
+    consumer.assign([TopicPartition(tp[0], tp[1], start) for tp, (start, _) in todo.items()])
+    deadline = time.monotonic() + 120
+    while todo:
+        if time.monotonic() > deadline:
+            raise KafkaUnavailable(f"timed out reading {sorted(todo)}")
+        for msg in consumer.consume(5000, timeout=1.0):
+            tp = (msg.topic() or "", msg.partition() or 0)
+            error = msg.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    todo.pop(tp, None)
+                    continue
+                raise KafkaUnavailable(f"reading {tp}: {error}")
+            offset = msg.offset() or 0
+            span = todo.get(tp)
+            if span is None or offset >= span[1]:
+                todo.pop(tp, None)
+                continue
+            out.append((stage_of[tp[0]], msg.key(), msg.value()))
+            if offset + 1 >= span[1]:
+                todo.pop(tp, None)
+    consumer.unassign()
+    return out
+
+
+def pending_events(
+    messages: dict[tuple[str, int], list[Upstream]], committed: dict[tuple[str, int], int]
+) -> list[Event | None]:
+    """The upstream events at or after the worker's committed offsets (None: one that
+    does not decode)."""
+    out: list[Event | None] = []
+    for tp, msgs in messages.items():
+        done = committed.get(tp, 0)
+        for m in msgs:
+            if m.offset < done:
+                continue
+            try:
+                out.append(decode_event(m.value) if m.value is not None else None)
+            except CodecError:
+                out.append(None)
+    return out
+
+
 def ledger_rows(period: str, url: str | None, dsn: str | None) -> tuple[list[LedgerRow], str]:
     """The ledger's per-order sums of the deltas caused in ``period`` (wherever booked)
     and where they came from."""
@@ -205,6 +280,7 @@ def build_report(
             committed = committed_offsets(settings, settings.app_id, snapshot)
             letters = list(read_letters(settings))
             flight = in_flight(settings, consumer)
+            flying = in_flight_messages(settings, consumer)
         except KafkaException as exc:
             raise ReconcileUnavailable(f"Kafka at {settings.bootstrap}: {exc}") from exc
     finally:
@@ -221,7 +297,8 @@ def build_report(
     rows, source = ledger_rows(period, url, dsn)
     overpaid, waiting = payment_exceptions(events.engine, datetime.now(UTC), payment_wait)
     expected = expected_rows(events.engine.deltas, period)
-    ledger = compare_ledger(expected, rows, events.payments)
+    unsettled = unsettled_work(pending_events(messages, committed), flying, events.engine)
+    ledger = compare_ledger(expected, rows, events.payments, unsettled)
     return Report(
         period=period,
         events=events,
@@ -285,6 +362,9 @@ def render(report: Report, console: Console) -> None:
         f"ledger read from {report.ledger_source}"
     )
     lc = report.ledger
+    if lc.unsettled:
+        left = "every order" if lc.unsettled == ["*"] else f"{len(lc.unsettled)} orders"
+        console.print(f"not compared, not settled yet (input pending or work in flight): {left}")
     console.print(
         _table(
             f"paid, no commission in {report.period}: {len(lc.paid_no_commission)}",

@@ -382,3 +382,73 @@ def test_a_payment_booked_as_a_prior_period_adjustment_is_not_paid_no_commission
     assert compare_ledger(
         expected_rows(replayed.deltas, "2026-12"), expected_rows(worker.deltas, "2026-12"), {}
     ).ok
+
+
+def test_only_settled_work_is_compared() -> None:
+    """Orders with input the worker has not handled yet, or with work still in flight
+    downstream, are left out of the comparison (listed as unsettled), not reported as
+    differences; so is every row of a rep whose work is in flight."""
+    from comstream.reconcile import Unsettled
+
+    expected = [
+        LedgerRow("o-1", "rep-1", "USD", Decimal("10.00"), 1),
+        LedgerRow("o-2", "rep-1", "USD", Decimal("20.00"), 1),
+        LedgerRow("o-3", "rep-2", "USD", Decimal("30.00"), 1),
+        LedgerRow("", "rep-2", "USD", Decimal("5.00"), 1),
+    ]
+    ledger = [
+        LedgerRow("o-1", "rep-1", "USD", Decimal("10.00"), 1),
+        LedgerRow("o-2", "rep-1", "USD", Decimal("12.00"), 1),  # still in flight
+        LedgerRow("o-3", "rep-2", "USD", Decimal("25.00"), 1),  # the rep's stage is busy
+    ]
+    payments = {"o-2": (1, Decimal("1")), "o-3": (1, Decimal("1"))}
+    assert not compare_ledger(expected, ledger, payments).ok
+    check = compare_ledger(
+        expected, ledger, payments, Unsettled(frozenset({"o-2"}), frozenset({"rep-2"}))
+    )
+    assert check.ok, check
+    assert check.unsettled == ["(accelerator)", "o-2", "o-3"]
+    # what is settled is still compared
+    wrong = [LedgerRow("o-1", "rep-1", "USD", Decimal("9.00"), 1), *ledger[1:]]
+    check = compare_ledger(
+        expected, wrong, payments, Unsettled(frozenset({"o-2"}), frozenset({"rep-2"}))
+    )
+    assert [d["order_id"] for d in check.order_differences] == ["o-1"]
+    assert Unsettled(everything=True).covers("o-9", "rep-9")
+
+
+def test_unsettled_work_is_named_by_pending_input_and_in_flight_messages() -> None:
+    from comstream.reconcile import unsettled_work
+    from processors import serde
+    from processors.engine import Engine
+    from schemas.codec import encode as avro
+
+    engine = Engine()
+    engine.process_all(
+        [
+            publish(plan_doc()),
+            rep("rep-1"),
+            customer("cust-1", owner="rep-1"),
+            order("o-1", [line("l1", 1, "100.00")]),
+            order("o-5", [line("l1", 1, "100.00")], customer_id="cust-5"),
+        ]
+    )
+    paid = pay("o-2", "1.00")
+    u = unsettled_work(
+        pending=[paid, customer("cust-5", owner="rep-1"), rep("rep-7")],
+        in_flight=[
+            ("order", b"o-3", b"..."),
+            ("customer", b"cust-1", b"..."),  # unreadable: every order of cust-1
+            ("customer", b"cust-7", serde.dumps(order("o-7", [line("l1", 1, "1")]))),
+            ("rep", b"rep-4", serde.dumps(pay("o-4", "1.00"))),  # no delta: the rep
+            ("deltas", b"rep-6", b"not avro"),
+        ],
+        engine=engine,
+    )
+    assert u.orders == {"o-2", "o-3", "o-1", "o-5", "o-7"} and not u.everything
+    assert u.reps >= {"rep-4", "rep-6", "rep-7"}
+    assert unsettled_work([publish(plan_doc(version=2))], [], engine).everything
+    engine.process(pay("o-1", "100.00"))
+    delta = engine.deltas[-1]  # on its way to the ledger: it names its order
+    u = unsettled_work([], [("deltas", b"rep-1", avro(delta))], engine)
+    assert (u.orders, u.reps) == ({"o-1"}, frozenset())
