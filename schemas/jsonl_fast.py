@@ -40,7 +40,6 @@ _RAW = r'[^"\\\x00-\x1f]*'
 _WS = r"[ \t\n\r]*"  # JSON whitespace, allowed after the object (a line's newline)
 _INT_DIGITS = 9  # "int" fields: at most 10 digits here, the range is checked in code
 _LONG_DIGITS = 17  # "long" fields: at most 18 digits, always within a long
-_DECIMAL_CACHE_MAX = 4096
 
 
 class Fallback(Exception):
@@ -73,6 +72,8 @@ def _record(name: str, schema: dict[str, Any], cls: type[Any]) -> _Record:
     the schema; derived ``*_offset_minutes`` fields are not in lines."""
     by_name = {f["name"]: f for f in schema["fields"] if not f["name"].endswith(_OFFSET_SUFFIX)}
     names = [f.name for f in fields(cls)]
+    if not all(n.isidentifier() for n in [name, *names]):  # pasted into code as they are
+        raise _Unsupported(f"{name}: a name that is not an identifier")
     if set(names) != set(by_name):
         raise _Unsupported(f"{name}: the dataclass and the schema differ")
     return _Record(name, cls, tuple(_field(name, by_name[n]["type"], n) for n in names))
@@ -122,19 +123,6 @@ _PRIMITIVE = ("string", "int", "long", "boolean")
 # --- parsers -------------------------------------------------------------------------
 
 
-_decimals: dict[str, Decimal] = {}
-
-
-def _decimal_miss(text: str) -> Decimal:
-    """``Decimal(text)`` for a string already checked to be a plain decimal, remembered:
-    the same figures recur (quantities, discounts, shares); Decimals are immutable."""
-    value = Decimal(text)
-    if len(_decimals) >= _DECIMAL_CACHE_MAX:
-        _decimals.clear()
-    _decimals[text] = value
-    return value
-
-
 def _pattern(field: _Field, capture: bool) -> str:
     """The regular expression of a field's value as format_event writes it."""
     g = "(" if capture else "(?:"
@@ -174,10 +162,9 @@ class _Source:
         self.env: dict[str, Any] = {
             "Decimal": Decimal,
             "Fallback": Fallback,
-            "_dget": _decimals.get,
-            "_dmiss": _decimal_miss,
             "_fromiso": datetime.fromisoformat,
             "_date": date.fromisoformat,
+            "_Q": '"',
         }
 
     def const(self, prefix: str, value: Any) -> str:
@@ -196,18 +183,21 @@ class _Source:
 
 
 def _decimal_expr(var: str) -> str:
-    return f"(_d if (_d := _dget({var})) is not None else _dmiss({var}))"
+    # exact, whatever the context: the string is a plain decimal within the field's
+    # scale and precision (its pattern), so the generic path keeps it as it is too
+    return f"Decimal({var})"
 
 
 def _nested_parser(src: _Source, record: _Record) -> str:
-    """A function (name) turning a validated array's text into a tuple of records."""
-    if len(record.fields) < 2:  # findall would give strings, not tuples
-        raise _Unsupported(f"{record.name}: a single field")
-    if any(f.optional or f.kind in ("records", "enum", "strings") for f in record.fields):
-        raise _Unsupported(f"{record.name}: nested optional or array field")
-    if any(f.kind in ("timestamp", "date", "int", "long", "boolean") for f in record.fields):
-        raise _Unsupported(f"{record.name}: nested field kind not compiled")
-    findall = src.const("findall", re.compile(_record_pattern(record, capture=True)).findall)
+    """A function (name) turning the text of an array, already matched against the
+    records' pattern, into a tuple of records.
+
+    Every field of these records is a quoted string without quotes inside (a string or a
+    decimal), so splitting the text at the quotes puts the values at 3, 7, 11...:
+    ``{"k":"v","k2":"v2"},{...`` -> ``{ k : v , k2 : v2 },{ ...``; four pieces a field,
+    the item boundary ``},{`` standing for the ``,`` between fields."""
+    if any(f.optional or f.kind not in ("string", "decimal") for f in record.fields):
+        raise _Unsupported(f"{record.name}: a nested field that is not a quoted string")
     cls = src.const("cls", record.cls)
     names = [f"_a{i}" for i in range(len(record.fields))]
     args = [
@@ -215,9 +205,11 @@ def _nested_parser(src: _Source, record: _Record) -> str:
         for n, f in zip(names, record.fields, strict=True)
     ]
     target = ", ".join(names) + ("," if len(names) == 1 else "")
+    iters = ", ".join(["_it"] * len(names))
     fn = f"_items_{record.name}"
     src.emit(f"def {fn}(text):", 0)
-    src.emit(f"return tuple([{cls}({', '.join(args)}) for {target} in {findall}(text)])")
+    src.emit("_it = iter(text.split(_Q)[3::4])")
+    src.emit(f"return tuple([{cls}({', '.join(args)}) for {target} in zip({iters})])")
     return fn
 
 
@@ -302,43 +294,48 @@ def compile_parsers() -> dict[str, Callable[[str], Any]]:
 # --- formatters ----------------------------------------------------------------------
 
 
+_QUOTES = {"": "", '"': "_Q + ", "[": "_LB + "}
+_CLOSES = {"": "", '"': " + _Q", "]": " + _RB"}
+
+
 def _value_code(
     src: _Source, f: _Field, var: str, scale: int | None, nested: dict[str, str]
 ) -> tuple[str, str]:
-    """(guard, expression): the guard is true when ``var`` has the type the expression
-    formats exactly as the generic path would; the expression is the JSON text."""
+    """(guard, fragment): the guard is true when ``var`` has the type the fragment
+    formats exactly as the generic path would; the fragment is the field's JSON text as
+    part of an f-string (triple single quotes), literal text and ``{expressions}``."""
     kind = f.kind
+    opening = closing = ""
     if kind == "string":
         guard, expr = f"{var}.__class__ is str", f"_str({var})"
     elif kind == "decimal":
-        guard = f"{var}.__class__ is Decimal"
-        if scale is None:
-            expr = f"'\"' + str({var}) + '\"'"
-        else:  # deltas are written rounded to their schema's scale, as in to_record
-            expr = f"'\"' + str(_quantize({var}, {scale})) + '\"'"
+        guard, opening, closing = f"{var}.__class__ is Decimal", '"', '"'
+        # deltas are written rounded to their schema's scale, as in to_record
+        expr = f"str({var})" if scale is None else f"str(_quantize({var}, {scale}))"
     elif kind == "timestamp":
-        guard = f"{var}.__class__ is _datetime"
-        expr = f"'\"' + {var}.isoformat(timespec='milliseconds') + '\"'"
+        guard, opening, closing = f"{var}.__class__ is _datetime", '"', '"'
+        expr = f'{var}.isoformat(timespec="milliseconds")'
     elif kind == "date":
-        guard, expr = f"{var}.__class__ is _date_cls", f"'\"' + {var}.isoformat() + '\"'"
+        guard, opening, closing = f"{var}.__class__ is _date_cls", '"', '"'
+        expr = f"{var}.isoformat()"
     elif kind in ("int", "long"):
         guard, expr = f"{var}.__class__ is int", f"int.__repr__({var})"
     elif kind == "boolean":
-        guard, expr = f"({var} is True or {var} is False)", f"('true' if {var} else 'false')"
+        guard, expr = f"({var} is True or {var} is False)", f'("true" if {var} else "false")'
     elif kind == "enum":
         guard, expr = f"{var}.__class__ is _DeltaKind", f"_str({var}._value_)"
     elif kind == "strings":
-        guard = f"{var}.__class__ is tuple"
-        expr = f"'[' + ','.join([_str(_s) for _s in {var}]) + ']'"
+        guard, opening, closing = f"{var}.__class__ is tuple", "[", "]"
+        expr = f'",".join([_str(_s) for _s in {var}])'
     elif kind == "records":
-        guard = f"{var}.__class__ is tuple"
-        expr = f"'[' + ','.join([{nested[f.name]}(_r) for _r in {var}]) + ']'"
+        guard, opening, closing = f"{var}.__class__ is tuple", "[", "]"
+        expr = f'",".join([{nested[f.name]}(_r) for _r in {var}])'
     else:
         raise _Unsupported(f"{f.name}: {kind}")
-    if f.optional:
-        guard = f"({var} is None or {guard})"
-        expr = f"('null' if {var} is None else {expr})"
-    return guard, expr
+    if not f.optional:
+        return guard, f"{opening}{{{expr}}}{closing}"
+    whole = f"{_QUOTES[opening]}{expr}{_CLOSES[closing]}"
+    return f"({var} is None or {guard})", f'{{("null" if {var} is None else {whole})}}'
 
 
 def _formatter_source(
@@ -360,13 +357,14 @@ def _formatter_source(
     for i, f in enumerate(record.fields):
         var = f"a{i}"
         src.emit(f"{var} = v.{f.name}")
-        guard, expr = _value_code(src, f, var, scales.get(f.name), nested)
+        guard, fragment = _value_code(src, f, var, scales.get(f.name), nested)
         guards.append(guard)
-        parts.append(f"{encode_basestring(f.name)}:' + {expr} + '")
+        parts.append(f"{encode_basestring(f.name)}:{fragment}")
     src.emit(f"if not ({' and '.join(guards)}):")
     src.emit("raise Fallback", 2)
     prefix = f'"type":{encode_basestring(record.name)},' if type_key else ""
-    src.emit("return '{" + prefix + ",".join(parts) + "}'")
+    # field and record names are identifiers: no brace, quote or backslash to escape
+    src.emit("return f'''{{" + prefix + ",".join(parts) + "}}'''")
 
 
 def _compile_formatter(record: _Record, scales: dict[str, int]) -> Callable[[Any], str]:
@@ -377,6 +375,8 @@ def _compile_formatter(record: _Record, scales: dict[str, int]) -> Callable[[Any
         _datetime=datetime,
         _date_cls=date,
         _DeltaKind=DeltaKind,
+        _LB="[",
+        _RB="]",
     )
     fn = f"format_{record.name}"
     _formatter_source(src, record, scales, True, fn)

@@ -591,7 +591,7 @@ def test_a_line_of_the_limit_is_read() -> None:
         parse_event(padded + " ")
 
 
-def test_decimal_cache_keeps_representation() -> None:
+def test_decimals_keep_their_representation() -> None:
     lines = [_pay(f'"{a}"') for a in ("10.5", "10.50", "10.500", "10.5000", "-0", "0")]
     for _ in range(2):
         got = [str(parse_event(line).amount) for line in lines]  # type: ignore[union-attr]
