@@ -30,7 +30,14 @@ from typing import Any
 
 from processors.events import EVENT_TYPES, CommissionDelta, DeltaKind
 
-from .codec import _NESTED, _OFFSET_SUFFIX, _line_trace_scales, _quantize, _scales, schema_json
+from .codec import (
+    _NESTED,
+    _OFFSET_SUFFIX,
+    _WIDE,
+    _line_trace_scales,
+    _scales,
+    schema_json,
+)
 
 __all__ = ["Fallback", "compile_formatters", "compile_parsers"]
 
@@ -310,8 +317,11 @@ def _value_code(
         guard, expr = f"{var}.__class__ is str", f"_str({var})"
     elif kind == "decimal":
         guard, opening, closing = f"{var}.__class__ is Decimal", '"', '"'
-        # deltas are written rounded to their schema's scale, as in to_record
-        expr = f"str({var})" if scale is None else f"str(_quantize({var}, {scale}))"
+        if scale is None:
+            expr = f"str({var})"
+        else:  # deltas are written rounded to their schema's scale: codec._quantize inlined
+            quantum = src.const("quantum", Decimal(1).scaleb(-scale))
+            expr = f"str({var}.quantize({quantum}, context=_wide))"
     elif kind == "timestamp":
         guard, opening, closing = f"{var}.__class__ is _datetime", '"', '"'
         expr = f'{var}.isoformat(timespec="milliseconds")'
@@ -371,7 +381,7 @@ def _compile_formatter(record: _Record, scales: dict[str, int]) -> Callable[[Any
     src = _Source()
     src.env.update(
         _str=encode_basestring,
-        _quantize=_quantize,
+        _wide=_WIDE,
         _datetime=datetime,
         _date_cls=date,
         _DeltaKind=DeltaKind,

@@ -170,6 +170,16 @@ def test_codec_delta_sample_alike() -> None:
         lines=(),
     )
     assert format_event(odd) == ref.format_event(odd)
+    ties = _with(  # half-even at the scale, as codec._quantize rounds
+        delta,
+        amount=Decimal("0.125"),
+        cumulative=Decimal("-0.135"),
+        revenue_base=Decimal("0.0000000000005"),
+        lines=(_with(delta.lines[0], amount=Decimal("1.0000000000015")),),
+    )
+    line = format_event(ties)
+    assert line == ref.format_event(ties)
+    assert '"amount":"0.12"' in line and '"cumulative":"-0.14"' in line
 
 
 # --- hand-written lines --------------------------------------------------------------
