@@ -204,6 +204,25 @@ def in_flight_messages(
     return out
 
 
+def read_newer(
+    settings: Settings, snapshot: dict[tuple[str, int], tuple[int, int]]
+) -> dict[tuple[str, int], list[Upstream]]:
+    """The upstream messages published after ``snapshot`` was taken (up to now)."""
+    consumer = _consumer(settings, f"{settings.app_id}-reconcile")
+    try:
+        now = watermarks(consumer, {t for t, _ in snapshot})
+        later = {
+            tp: (snapshot[tp][1] if tp in snapshot else low, end)
+            for tp, (low, end) in now.items()
+            if end > (snapshot[tp][1] if tp in snapshot else low)
+        }
+        return read_upstream(consumer, later)
+    except KafkaException as exc:
+        raise ReconcileUnavailable(f"Kafka at {settings.bootstrap}: {exc}") from exc
+    finally:
+        consumer.close()
+
+
 def pending_events(
     messages: dict[tuple[str, int], list[Upstream]], committed: dict[tuple[str, int], int]
 ) -> list[Event | None]:
@@ -295,9 +314,13 @@ def build_report(
         compacted=(t.customers, t.reps, t.plans, t.periods),
     )
     rows, source = ledger_rows(period, url, dsn)
+    # the worker went on while this ran: what reached the upstream topics after the
+    # snapshot may already be in the ledger that was just read, and is not settled
+    newer = read_newer(settings, snapshot)
     overpaid, waiting = payment_exceptions(events.engine, datetime.now(UTC), payment_wait)
     expected = expected_rows(events.engine.deltas, period)
-    unsettled = unsettled_work(pending_events(messages, committed), flying, events.engine)
+    pending = [*pending_events(messages, committed), *pending_events(newer, {})]
+    unsettled = unsettled_work(pending, flying, events.engine)
     ledger = compare_ledger(expected, rows, events.payments, unsettled)
     return Report(
         period=period,
