@@ -2,12 +2,12 @@
 schema: a parser per event type and a formatter per event, delta and nested record.
 
 Why: the generic JSON-lines path (``json.loads`` into dicts, then a walk of the schema per
-field) cost ~58 µs per event and the formatter ~29 µs, more than the engine itself
-(issue 15, item 4). The compiled forms do the same work for the canonical shape of a line,
-the one :func:`schemas.jsonl.format_event` writes (keys in the dataclass's order, no
-spaces, every field present, strings without escapes, figures as plain decimal strings
-within their field's scale and precision), with one regular expression per type and
-straight-line code per field.
+field) cost ~50 µs per event of the bench mix and the formatter ~30 µs, as much as the
+engine itself (issue 15, item 4); compiled, ~10 µs and ~5 µs. The compiled forms do the
+same work for the canonical shape of a line, the one :func:`schemas.jsonl.format_event`
+writes (keys in the dataclass's order, no spaces, every field present, strings without
+escapes, figures as plain decimal strings within their field's scale and precision), with
+one regular expression per type and straight-line code per field.
 
 Contract: a compiled parser returns ``None`` (or raises anything) for a line that is not of
 that exact shape, and :mod:`schemas.jsonl` then takes the generic path, which gives every
@@ -252,10 +252,9 @@ def _compile_parser(record: _Record) -> Callable[[str], Any]:
             src.emit("else:")
             ind = 2
         if f.kind == "timestamp":
-            same = [s for s in stamps if not f.optional]
-            if same:  # the same instant written twice (occurred_at, placed_at): once
-                src.emit(f"if {g} == {same[0]}:", ind)
-                src.emit(f"{v} = v{groups.index(same[0])}", ind + 1)
+            if stamps and not f.optional:  # the same text twice (occurred_at, placed_at)
+                src.emit(f"if {g} == {stamps[0]}:", ind)
+                src.emit(f"{v} = v{groups.index(stamps[0])}", ind + 1)
                 src.emit("else:", ind)
                 ind += 1
             src.emit(f"{v} = _fromiso({g})", ind)
