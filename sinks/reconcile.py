@@ -41,3 +41,29 @@ def order_commission(store: Store, period: str, by: str = "booked") -> list[dict
         }
         for r in rows
     ]
+
+
+OVERPAID_SQL = (
+    "SELECT order_id, customer_id, currency, total, net_paid, net_paid - total "
+    "FROM orders FINAL WHERE net_paid > total "
+    "ORDER BY net_paid - total DESC, order_id LIMIT {limit:UInt32}"
+)
+
+
+def overpaid_orders(store: Store, limit: int = 1000) -> list[dict[str, Any]]:
+    """Orders whose net payments (paid minus refunded) exceed their total, from the BI
+    order facts, largest excess first: ``order_id``, ``customer_id``, ``currency``,
+    ``total``, ``paid`` and ``excess`` (exact ``Decimal``). Raises
+    :class:`sinks.clickhouse.SinkError` when ClickHouse fails."""
+    rows = store.query(OVERPAID_SQL, {"limit": limit})
+    return [
+        {
+            "order_id": r[0],
+            "customer_id": r[1],
+            "currency": r[2],
+            "total": Decimal(r[3]),
+            "paid": Decimal(r[4]),
+            "excess": Decimal(r[5]),
+        }
+        for r in rows
+    ]

@@ -350,6 +350,35 @@ PATHS: dict[str, Any] = {
         [REP_P, PERIOD_Q, LANG_Q],
         "bi",
     ),
+    "/api/exceptions": _get(
+        "Money to look at (finance, admin): overpaid orders, whose net payments exceed "
+        "their total, largest excess first",
+        {
+            "200": _json(
+                {
+                    "type": "object",
+                    "properties": {
+                        "overpaid": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "order_id": {"type": "string"},
+                                    "customer_id": {"type": "string"},
+                                    "currency": {"type": "string"},
+                                    "total": {"type": "string"},
+                                    "paid": {"type": "string"},
+                                    "excess": {"type": "string"},
+                                },
+                            },
+                        }
+                    },
+                }
+            ),
+            **_NO_SINK,
+        },
+        tag="reconcile",
+    ),
     "/api/orders/commission": _get(
         "The ledger's per-order commission sums of one period, each delta id once (what "
         "`comstream reconcile` compares with the order system)",

@@ -101,6 +101,7 @@ ROUTE_POLICY: dict[str, Policy] = {
     "/api/performance": Policy(STAFF),
     "/api/customers/{customer_id}": Policy(STAFF),
     "/api/orders/commission": Policy(BOOKS),
+    "/api/exceptions": Policy(BOOKS),
     "/api/reps/{rep_id}/statement": Policy(ALL, owner=True),
     "/api/reps/{rep_id}/statement.html": Policy(ALL, owner=True),
     "/api/statements": Policy(ALL),

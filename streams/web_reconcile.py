@@ -9,7 +9,7 @@ import faust
 from faust.web import Request, Response, View
 
 from processors.periods import is_period
-from sinks.reconcile import BY, order_commission
+from sinks.reconcile import BY, order_commission, overpaid_orders
 
 from .app import WorkerState
 
@@ -45,5 +45,28 @@ def register_reconcile_views(app: faust.App, ws: WorkerState) -> None:
                 {
                     "period": period,
                     "rows": [dict(r, amount=str(r["amount"])) for r in rows],
+                }
+            )
+
+    @app.page("/api/exceptions")
+    class Exceptions(View):
+        """Money to look at: overpaid orders (net payments above the order total), from
+        the BI order facts. Payments still waiting for their order are listed by
+        ``comstream reconcile`` (they have no order fact)."""
+
+        async def get(self, request: Request) -> Response:
+            store = ws.store
+            if store is None:
+                return self.json(
+                    {"error": "this worker runs no ClickHouse sink; ask the one that does"},
+                    status=404,
+                )
+            rows = await asyncio.get_running_loop().run_in_executor(None, overpaid_orders, store)
+            return self.json(
+                {
+                    "overpaid": [
+                        {k: str(v) if k in ("total", "paid", "excess") else v for k, v in r.items()}
+                        for r in rows
+                    ]
                 }
             )

@@ -89,6 +89,8 @@ const I18N = {
     ev_CustomerChanged: "CRM change",
     queues: "Approval queues",
     payouts: "Payout history",
+    exceptions: "Exceptions: orders paid beyond their total",
+    excess: "Excess",
     to_review: "To review",
     to_approve: "To approve",
     to_pay: "To pay",
@@ -214,6 +216,8 @@ const I18N = {
     ev_CustomerChanged: "客户资料变更",
     queues: "审批队列",
     payouts: "发放记录",
+    exceptions: "异常：付款超过订单总额的订单",
+    excess: "超额",
     to_review: "待审核",
     to_approve: "待审批",
     to_pay: "待发放",
@@ -1020,6 +1024,33 @@ async function payoutsPage() {
             ),
           ),
           { id: "payouts", class: "grid" },
+        )
+      : h("p", { class: "muted" }, t("no_items")),
+  );
+  // money to look at: orders paid beyond their total (finance and admin only)
+  let exceptions;
+  try {
+    exceptions = (await getJSON("/api/exceptions")).overpaid || [];
+  } catch (_) {
+    return; // not allowed, or no sink here: nothing to show
+  }
+  root.append(
+    h("h2", {}, t("exceptions")),
+    exceptions.length
+      ? table(
+          [t("order"), t("customer"), [t("total"), "num"], [t("paid"), "num"], [t("excess"), "num"]],
+          exceptions.map((r) =>
+            h(
+              "tr",
+              {},
+              h("td", {}, r.order_id),
+              h("td", {}, h("a", { href: withLang(`/customers/${encodeURIComponent(r.customer_id)}`) }, r.customer_id)),
+              h("td", { class: "num" }, r.total + " " + r.currency),
+              h("td", { class: "num" }, r.paid + " " + r.currency),
+              h("td", { class: "num" }, r.excess + " " + r.currency),
+            ),
+          ),
+          { id: "exceptions", class: "grid" },
         )
       : h("p", { class: "muted" }, t("no_items")),
   );

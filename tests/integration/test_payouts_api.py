@@ -156,6 +156,7 @@ GETS: list[tuple[str, set[str]]] = [
     (f"/api/performance?by=rep&period={P}", STAFF),
     ("/api/customers/{customer}", STAFF),
     (f"/api/orders/commission?period={P}", BOOKS),
+    ("/api/exceptions", BOOKS),
     (f"/api/reps/{R}/statement?period={P}", {"rep", "mgr", "fin", "admin"}),
     (f"/api/reps/{R}/statement.html?period={P}", {"rep", "mgr", "fin", "admin"}),
     (f"/api/statements?period={P}", ANY),
@@ -790,3 +791,23 @@ def test_an_open_stream_ends_within_a_second_of_deactivation_or_token_change(
     print(f"stream ended {at[0] - done:.3f} s after the {change}")
     assert at[0] - done < 1.0, at[0] - done
     assert env.call("streamer", "/api/me")[0] == 401
+
+
+# ---- issue 17: silent money shown as exceptions ---------------------------------------------
+
+
+def test_an_overpaid_order_is_listed_as_an_exception(env: Env) -> None:
+    paid = next(e for e in env.events if isinstance(e, PaymentReceived))
+    over = replace(
+        paid, event_id="overpay-17", payment_id="overpay-17", amount=Decimal("999999999.00")
+    )
+    publish_events([over], env.settings.bootstrap, env.settings.topics)
+
+    def listed() -> list[dict[str, Any]]:
+        rows = env.call("fin", "/api/exceptions")[1]["overpaid"]
+        return [r for r in rows if r["order_id"] == paid.order_id]
+
+    wait_until(lambda: bool(listed()), 60, "the overpaid order among the exceptions")
+    (row,) = listed()
+    assert Decimal(row["excess"]) == Decimal(row["paid"]) - Decimal(row["total"]) > 999_000_000
+    assert env.call("rep", "/api/exceptions")[0] == 403
