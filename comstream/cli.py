@@ -136,7 +136,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     settings = _settings(args)
     query = f"?limit={args.limit}" + (f"&period={args.period}" if args.period else "")
     board = get_json(settings.web_url, "/api/leaderboard" + query)
-    Console().print(render(board))
+    Console().print(render(board, snapshot=True))
     return 0
 
 

@@ -2,39 +2,46 @@
 
 from __future__ import annotations
 
-import json
-import os
-import urllib.error
-import urllib.request
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from rich.table import Table
 
-from .errors import ComstreamError
+from .api import ApiError, WorkerUnavailable, call
 
-
-class WorkerUnavailable(ComstreamError):
-    """The worker's HTTP API did not answer."""
+__all__ = ["ApiError", "WorkerUnavailable", "get_json", "render"]
 
 
 def get_json(base_url: str, path: str, timeout: float = 5.0) -> Any:
-    """GET ``base_url + path`` and parse the JSON body; decimals stay exact."""
-    req = urllib.request.Request(base_url + path)
-    token = os.environ.get("COMSTREAM_TOKEN")
-    if token:  # the worker's API asks for one once users exist (docs/payouts.md)
-        req.add_header("Authorization", f"Bearer {token}")
+    """GET ``base_url + path`` with ``$COMSTREAM_TOKEN`` and parse the JSON body;
+    decimals stay exact. Errors as :func:`comstream.api.call` raises them."""
+    return call(base_url, path, timeout=timeout)
+
+
+def snapshot_time(board: dict[str, Any]) -> str:
+    """When the worker made ``board`` (its ``generated_at``, else now), in this
+    machine's timezone: ``2026-12-04 18:05:09 CET``."""
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return json.loads(resp.read(), parse_float=Decimal)
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise WorkerUnavailable(f"{base_url}{path}: {exc}") from exc
+        at = datetime.fromisoformat(str(board["generated_at"]))
+    except (KeyError, ValueError):
+        at = datetime.now(UTC)
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return at.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z").strip()
 
 
-def render(board: dict[str, Any], status: dict[str, Any] | None = None) -> Table:
-    """A rich table of a ``/api/leaderboard`` answer."""
+def render(
+    board: dict[str, Any], status: dict[str, Any] | None = None, snapshot: bool = False
+) -> Table:
+    """A rich table of a ``/api/leaderboard`` answer: titled "live" for the demo's
+    refreshing view, or, with ``snapshot``, as the figures at the time the worker
+    answered (``comstream leaderboard``, printed once)."""
     period = board.get("period") or "-"
-    title = f"comstream live leaderboard - period {period}"
+    if snapshot:
+        title = f"comstream leaderboard - period {period} - as of {snapshot_time(board)}"
+    else:
+        title = f"comstream live leaderboard - period {period}"
     table = Table(title=title, title_style="bold", expand=False)
     table.add_column("#", justify="right")
     table.add_column("rep")
