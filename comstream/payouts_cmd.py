@@ -10,7 +10,9 @@ approved statement: ``rep_id, name, period, currency, amount, version, approved_
 payout_reference`` (empty: the payroll system fills it in). ``payroll confirm FILE``
 reads such a file back (CSV or JSON) with ``payout_reference`` filled and records each
 rep's payment; a line whose amount differs from the approved total is refused, and so
-is a rep with any such line.
+is a rep with any such line. A statement already paid with the same reference and
+amounts is reported as "already paid", so the same file can be confirmed again; a
+table says what happened to each rep.
 """
 
 from __future__ import annotations
@@ -19,10 +21,9 @@ import argparse
 import csv
 import json
 import os
-import sys
-import urllib.error
-import urllib.request
 from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from rich.text import Text
 
 from streams.settings import Settings
 
+from .api import ApiError, call
 from .errors import ComstreamError
 
 PAYROLL_FIELDS = (
@@ -46,43 +48,6 @@ PAYROLL_FIELDS = (
     "approved_by",
     "payout_reference",
 )
-
-
-class ApiError(ComstreamError):
-    """The worker refused a request or did not answer."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"HTTP {status}: {message}" if status else message)
-        self.status = status
-
-
-def call(
-    base_url: str,
-    path: str,
-    token: str | None,
-    body: dict[str, Any] | None = None,
-    timeout: float = 60.0,
-) -> Any:
-    """GET (or POST ``body``) ``base_url + path`` with the bearer token; the JSON answer.
-    Raises ApiError with the status and the server's message."""
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(
-        base_url + path, data=data, method="GET" if body is None else "POST"
-    )
-    req.add_header("Content-Type", "application/json")
-    if token:
-        req.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return json.loads(resp.read(), parse_float=Decimal)
-    except urllib.error.HTTPError as exc:
-        try:
-            message = json.loads(exc.read()).get("error", exc.reason)
-        except ValueError:
-            message = str(exc.reason)
-        raise ApiError(exc.code, str(message)) from exc
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise ApiError(0, f"{base_url}{path}: {exc}") from exc
 
 
 def _token(args: argparse.Namespace) -> str | None:
@@ -150,24 +115,53 @@ def audit_command(settings: Settings, args: argparse.Namespace) -> int:
         for r in records:
             print(json.dumps(r, ensure_ascii=False, default=str))
         return 0
-    table = Table(title="audit trail", expand=False)
-    for col in ("at", "actor", "action", "statement", "before → after", "outcome", "reason"):
-        table.add_column(col)
+    Console(markup=False, highlight=False).print(audit_table(records))
+    return 0
+
+
+def _when(at: str) -> str:
+    """An audit instant to the minute in this machine's timezone: ``2026-11-30 14:05``."""
+    try:
+        moment = datetime.fromisoformat(at)
+    except ValueError:
+        return at
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M")
+
+
+def audit_table(records: list[dict[str, Any]]) -> Table:
+    """The audit trail for a terminal of 80 columns or more: each record on two or three
+    short lines (when, who and role, statement and period, action and states, outcome and
+    code) with the reason, reference or refusal message wrapped in the last column.
+    ``--json`` keeps every field verbatim."""
+    zone = datetime.now().astimezone().strftime("%Z") or "local"
+    table = Table(title="audit trail", expand=False, show_lines=True)
+    table.add_column(f"when ({zone})", no_wrap=True, min_width=10, max_width=10)
+    table.add_column("who", overflow="fold", max_width=16)
+    table.add_column("statement", overflow="fold", max_width=12)
+    table.add_column("action", overflow="fold", max_width=19)
+    table.add_column("note", overflow="fold", min_width=12, ratio=1)
     for r in records:
-        outcome = r["outcome"] if not r["code"] else f"{r['outcome']} ({r['code']})"
-        note = r["reason"] or r["reference"] or (r["message"] if r["code"] else "")
+        who = r.get("actor_name") or r.get("actor_id") or "anonymous"
+        role = r.get("actor_role") or ""
+        refused = r.get("outcome") != "applied"
+        outcome = str(r.get("outcome") or "")
+        if r.get("code"):
+            outcome += f" {r['code']}"
+        before, after = r.get("state_before") or "", r.get("state_after") or ""
+        states = before if before == after else f"{before} → {after}"
+        action = f"{r['action']}\n{states}" if states else str(r["action"])
+        note = r.get("reason") or r.get("reference") or (r.get("message") if refused else "")
         cells = (
-            r["at"],
-            f"{r['actor_id']} ({r['actor_role']})" if r["actor_id"] else "anonymous",
-            r["action"],
-            f"{r['rep_id'] or '*'}|{r['period']}",
-            f"{r['state_before']} → {r['state_after']}",
-            outcome,
-            note,
+            _when(str(r["at"])).replace(" ", "\n", 1),
+            f"{who}\n{role}" if role else who,
+            f"{r.get('rep_id') or '*'}\n{r.get('period') or ''}",
+            f"{action}\n{outcome}",
+            note or "",
         )
         table.add_row(*(Text(c) for c in cells))  # free text verbatim, never markup
-    Console(markup=False, highlight=False).print(table)
-    return 0
+    return table
 
 
 # ---- payroll -----------------------------------------------------------------------------
@@ -244,61 +238,132 @@ def read_payroll_file(path: Path) -> list[dict[str, str]]:
     return list(csv.DictReader(text.splitlines()))
 
 
+PAID, ALREADY_PAID, REFUSED = "paid", "already paid", "refused"
+
+
+@dataclass
+class Confirmation:
+    """What ``payroll confirm`` did with one rep's lines of a period."""
+
+    rep_id: str
+    period: str
+    name: str
+    amounts: dict[str, Decimal]
+    reference: str
+    result: str  # PAID, ALREADY_PAID or REFUSED
+    detail: str = ""
+
+
+def _nonzero(amounts: dict[str, Any]) -> dict[str, Decimal]:
+    return {c: Decimal(str(a)) for c, a in amounts.items() if c and Decimal(str(a))}
+
+
+def money_text(amounts: dict[str, Any]) -> str:
+    """``1,234.50 USD, 10.00 EUR``; ``nothing`` when every amount is zero."""
+    shown = [f"{a:,.2f} {c}" for c, a in sorted(_nonzero(amounts).items())]
+    return ", ".join(shown) or "nothing"
+
+
+def decide(amounts: dict[str, Decimal], reference: str, state: dict[str, Any]) -> tuple[str, str]:
+    """(result, detail) for paying ``amounts`` with ``reference`` to a statement in
+    ``state`` (the API's statement view): ``("pay", "")`` when it is approved for
+    exactly these amounts; :data:`ALREADY_PAID` when it was paid with this reference and
+    these amounts (running the same file again changes nothing); :data:`REFUSED` with
+    the reason otherwise."""
+    status = str(state.get("status") or "")
+    if status == "paid":
+        paid = _nonzero(state.get("paid") or {})
+        paid_ref = str(state.get("reference") or "")
+        if paid_ref == reference and paid == _nonzero(amounts):
+            when = str(state.get("paid_at") or "")[:10]
+            return ALREADY_PAID, f"on {when}" if when else ""
+        return REFUSED, f"already paid {money_text(paid)} with reference {paid_ref!r}"
+    if status != "approved":
+        return REFUSED, f"the statement is {status or 'unknown'}, not approved"
+    approved = _nonzero(state.get("approved_totals") or {})
+    if _nonzero(amounts) != approved:
+        return REFUSED, (
+            f"the file pays {money_text(amounts)}, the approved total is {money_text(approved)}"
+        )
+    return "pay", ""
+
+
+def confirmation_table(rows: list[Confirmation]) -> Table:
+    """The summary of ``payroll confirm``: one row per rep and period."""
+    counts = {r: sum(1 for c in rows if c.result == r) for r in (PAID, ALREADY_PAID, REFUSED)}
+    table = Table(
+        title="payroll confirmation",
+        caption=f"{counts[PAID]} paid, {counts[ALREADY_PAID]} already paid, "
+        f"{counts[REFUSED]} refused",
+        expand=False,
+    )
+    table.add_column("rep", overflow="fold")
+    table.add_column("period", no_wrap=True)
+    table.add_column("amount", justify="right", overflow="fold")
+    table.add_column("reference", overflow="fold")
+    table.add_column("result", overflow="fold", min_width=12)
+    for c in rows:
+        who = f"{c.name} ({c.rep_id})" if c.name else c.rep_id
+        result = c.result + (f": {c.detail}" if c.detail else "")
+        style = "red" if c.result == REFUSED else "green" if c.result == PAID else ""
+        cells = (who, c.period, money_text(c.amounts), c.reference, result)
+        table.add_row(*(Text(x) for x in cells), style=style)  # verbatim, never markup
+    return table
+
+
+def confirm_statement(
+    settings: Settings, token: str | None, rep_id: str, period: str, group: list[dict[str, str]]
+) -> Confirmation:
+    """Record one rep's payment of ``period`` from their lines of a confirmation file."""
+    name = next((ln.get("name") or "" for ln in group if ln.get("name")), "")
+    references = {(ln.get("payout_reference") or "").strip() for ln in group}
+    reference = next(iter(references)) if len(references) == 1 else ""
+    row = Confirmation(rep_id, period, name, {}, reference, REFUSED)
+    try:
+        row.amounts = {ln["currency"]: Decimal(ln["amount"]) for ln in group if ln["currency"]}
+    except (InvalidOperation, KeyError):
+        row.detail = "an amount is not a number"
+        return row
+    if not reference:
+        row.detail = "one payout reference per rep is required"
+        return row
+    where = f"/api/statements/{quote(rep_id, safe='')}/{quote(period, safe='')}"
+    try:
+        state = call(settings.web_url, where, token)
+        row.result, row.detail = decide(row.amounts, reference, state)
+        if row.result != "pay":
+            return row
+        version = int(group[0].get("version") or state["version"])
+        body = {
+            "version": version,
+            "amounts": {c: str(a) for c, a in row.amounts.items()},
+            "reference": reference,
+        }
+        call(settings.web_url, where + "/pay", token, body)
+    except ApiError as exc:
+        if exc.status in (401, 403):
+            raise  # the same for every line: say it once
+        row.result, row.detail = REFUSED, str(exc)
+        return row
+    row.result, row.detail = PAID, ""
+    return row
+
+
 def payroll_confirm(settings: Settings, args: argparse.Namespace) -> int:
-    """Record the payments of a confirmation file; exit 1 if any line was refused."""
+    """Record the payments of a confirmation file and print what happened to each rep's
+    lines; exit 1 if any was refused. Lines already paid with the same reference and
+    amounts are reported as such, so running the same file again is safe."""
     token = _token(args)
     lines = read_payroll_file(Path(args.file))
     by_statement: dict[tuple[str, str], list[dict[str, str]]] = defaultdict(list)
     for ln in lines:
         by_statement[(ln["rep_id"], ln["period"])].append(ln)
-    refused = 0
-    for (rep_id, period), group in sorted(by_statement.items()):
-        label = f"{rep_id} {period}"
-        try:
-            amounts = {ln["currency"]: str(Decimal(ln["amount"])) for ln in group if ln["currency"]}
-        except InvalidOperation:
-            print(f"REFUSED {label}: an amount is not a number", file=sys.stderr)
-            refused += 1
-            continue
-        references = {ln.get("payout_reference", "").strip() for ln in group}
-        if len(references) != 1 or "" in references:
-            print(f"REFUSED {label}: one payout reference per rep is required", file=sys.stderr)
-            refused += 1
-            continue
-        state = call(
-            settings.web_url,
-            f"/api/statements/{quote(rep_id)}/{quote(period)}",
-            token,
-        )
-        approved = {c: Decimal(str(a)) for c, a in (state.get("approved_totals") or {}).items()}
-        if state["status"] != "approved":
-            print(f"REFUSED {label}: the statement is {state['status']}", file=sys.stderr)
-            refused += 1
-            continue
-        if {c: Decimal(a) for c, a in amounts.items() if Decimal(a)} != {
-            c: a for c, a in approved.items() if a
-        }:
-            print(
-                f"REFUSED {label}: the file pays {amounts}, the approved total is "
-                f"{ {c: str(a) for c, a in approved.items()} }",
-                file=sys.stderr,
-            )
-            refused += 1
-            continue
-        version = int(group[0].get("version") or state["version"])
-        try:
-            call(
-                settings.web_url,
-                f"/api/statements/{quote(rep_id)}/{quote(period)}/pay",
-                token,
-                {"version": version, "amounts": amounts, "reference": references.pop()},
-            )
-        except ApiError as exc:
-            print(f"REFUSED {label}: {exc}", file=sys.stderr)
-            refused += 1
-            continue
-        print(f"paid {label}: {amounts}")
-    return 1 if refused else 0
+    rows = [
+        confirm_statement(settings, token, rep_id, period, group)
+        for (rep_id, period), group in sorted(by_statement.items())
+    ]
+    Console(markup=False, highlight=False).print(confirmation_table(rows))
+    return 1 if any(r.result == REFUSED for r in rows) else 0
 
 
 def add_parsers(sub: Any, settings_of: Any) -> None:

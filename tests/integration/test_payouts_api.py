@@ -305,7 +305,7 @@ def _one_more_order(env: Env, rep_id: str) -> list[Event]:
 
 
 def test_a_period_walks_from_open_to_paid_with_the_whole_audit_trail(
-    env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     call = env.call
     assert call(None, "/api/queues")[0] == 401
@@ -461,6 +461,14 @@ def test_a_period_walks_from_open_to_paid_with_the_whole_audit_trail(
     assert cli_main(["payroll", "confirm", str(tmp_path / "good.json")]) == 0
     st = call("fin", f"/api/statements/rep-010/{P}")[1]
     assert st["status"] == "paid" and st["reference"] == "PR-1"
+    # the same file again: already paid, not an error (issue 18); another reference is
+    capsys.readouterr()
+    assert cli_main(["payroll", "confirm", str(tmp_path / "good.json")]) == 0
+    assert "1 already paid, 0 refused" in capsys.readouterr().out
+    other = [{**ln, "payout_reference": "PR-2"} for ln in exported]
+    (tmp_path / "other.json").write_text(json.dumps({"lines": other}))
+    assert cli_main(["payroll", "confirm", str(tmp_path / "other.json")]) == 1
+    assert "0 paid, 0 already paid, 1 refused" in capsys.readouterr().out
 
 
 # ---- issue 17: command ids, the views and the state that accepts commands ----------------
