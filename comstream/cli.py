@@ -11,6 +11,7 @@
     comstream report performance --by rep,category --period 2026-11   BI figures vs before
     comstream statement --rep R --period P [--format html] [--lang zh]   a rep's statement
     comstream dlq list [--reason R] [--json] show dead letters
+    comstream dlq export [--reason R] [--out F]  their events as JSON lines, to correct and publish
     comstream dlq replay --reason R | --offset N   re-publish dead letters whose cause was fixed
     comstream reconcile --period P           nothing missed: events balance, ledger = engine
 
@@ -146,6 +147,12 @@ def cmd_dlq_list(args: argparse.Namespace) -> int:
     return list_command(_settings(args), args.reason, args.json)
 
 
+def cmd_dlq_export(args: argparse.Namespace) -> int:
+    from .dlq import export_command
+
+    return export_command(_settings(args), args.reason, args.offset, args.out)
+
+
 def cmd_dlq_replay(args: argparse.Namespace) -> int:
     from .dlq import replay_command
 
@@ -231,6 +238,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", action="append", default=[], help="reason prefix (repeatable)")
     p.add_argument("--json", action="store_true", help="JSON lines, with the decoded event")
     p.set_defaults(fn=cmd_dlq_list)
+    p = dlq.add_parser(
+        "export",
+        help="write dead letters' events as JSON lines to correct and `comstream publish`",
+    )
+    p.add_argument("--reason", action="append", default=[], help="reason prefix (repeatable)")
+    p.add_argument("--offset", action="append", default=[], type=int, help="dlq offset")
+    p.add_argument("--out", help="write to this file instead of stdout")
+    p.set_defaults(fn=cmd_dlq_export)
     p = dlq.add_parser("replay", help="re-publish dead letters to their original topic")
     p.add_argument("--reason", action="append", default=[], help="reason prefix (repeatable)")
     p.add_argument("--offset", action="append", default=[], type=int, help="dlq offset")

@@ -1,14 +1,15 @@
-"""``comstream dlq list`` and ``comstream dlq replay``: the dead-letter topic for humans.
+"""``comstream dlq list``, ``export`` and ``replay``: the dead-letter topic for humans.
 
 A dead letter keeps the original key and bytes with the topic, partition and offset it
 came from and a machine-readable reason. ``list`` shows them (optionally as JSON lines,
-with the decoded event where the bytes decode, ready to be corrected and sent again with
-``comstream publish``); ``replay`` re-publishes the original bytes of the selected ones to
-their original topic, for when the cause was fixed on the worker's side (a plan or a
-currency that is now known, a corrected CRM record). Replaying is safe to repeat: event ids
-make a second copy of an applied event change nothing, and one that is still bad lands in
-the dead-letter topic again.
-"""
+with the decoded event where the bytes decode); ``export`` writes just the decoded
+events, one JSON line each, in the form ``comstream publish`` reads, for a person to
+correct and publish again (``publish`` also reads the lines of ``list --json``);
+``replay`` re-publishes the original bytes of the selected ones to their original topic,
+for when the cause was fixed on the worker's side (a plan or a currency that is now known,
+a corrected CRM record). Replaying is safe to repeat: event ids make a second copy of an
+applied event change nothing, and one that is still bad lands in the dead-letter topic
+again."""
 
 from __future__ import annotations
 
@@ -16,14 +17,18 @@ import json
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from processors import serde
+from processors.errors import SerdeError
+from processors.events import Event, OrderPlaced
 from schemas.codec import DeadLetterRecord, decode_dead_letter, decode_event
 from schemas.errors import CodecError
-from schemas.jsonl import to_json_obj
+from schemas.jsonl import format_event, to_json_obj
 from streams.kafka import flush, make_producer, read_whole
 from streams.settings import Settings
 
@@ -75,12 +80,32 @@ def select(
     ]
 
 
+def event_of(record: DeadLetterRecord) -> Event | None:
+    """The event a dead letter holds: its bytes as an upstream event (Avro), or, for a
+    letter a stage wrote, the stage's message when that message is the event itself (a
+    payment, refund or cancellation at the order stage) or carries it (the order of an
+    ``OrderAccepted`` whose event id the letter names). None when the bytes are no
+    event (``decode.error``) or a message about another event (a payment refused when
+    its order arrived holds the order's message)."""
+    try:
+        return decode_event(record.value)
+    except CodecError:
+        pass
+    try:
+        message = serde.loads(record.value)
+    except SerdeError:
+        return None
+    if not isinstance(message, Event):
+        message = getattr(message, "order", None)
+        if not isinstance(message, OrderPlaced):
+            return None
+    return message if record.event_id in (None, message.event_id) else None
+
+
 def _as_json(s: StoredLetter) -> dict[str, Any]:
     r = s.record
-    try:
-        event: Any = to_json_obj(decode_event(r.value))
-    except CodecError:
-        event = None
+    found = event_of(r)
+    event: Any = None if found is None else to_json_obj(found)
     return {
         "dlq_offset": s.offset,
         "reason": r.reason,
@@ -92,6 +117,49 @@ def _as_json(s: StoredLetter) -> dict[str, Any]:
         "value_hex": r.value.hex() if event is None else None,
         "event": event,
     }
+
+
+def export_lines(letters: Iterable[StoredLetter]) -> tuple[list[str], list[StoredLetter]]:
+    """(one JSON line per letter whose bytes decode to an event, in the form ``comstream
+    publish`` reads; the letters whose bytes are not an event)."""
+    lines: list[str] = []
+    undecodable: list[StoredLetter] = []
+    for s in letters:
+        event = event_of(s.record)
+        if event is None:
+            undecodable.append(s)
+        else:
+            lines.append(format_event(event))
+    return lines, undecodable
+
+
+def export_command(
+    settings: Settings, reasons: Sequence[str], offsets: Sequence[int], out: str | None
+) -> int:
+    """Write the selected dead letters' events as JSON lines (to ``out``, else stdout),
+    ready to be corrected and sent again with ``comstream publish``. A letter that
+    holds no event (:func:`event_of`) has nothing to correct here: it is named on stderr
+    and left out. Exit 0, or 1 when letters were selected and none could be exported."""
+    chosen = select(distinct(read_letters(settings)), reasons, offsets)
+    lines, undecodable = export_lines(chosen)
+    text = "".join(line + "\n" for line in lines)
+    if out:
+        Path(out).write_text(text, encoding="utf-8")
+        print(f"wrote {len(lines)} events to {out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    if undecodable:
+        shown = ", ".join(f"#{s.offset}" for s in undecodable[:20])
+        more = f" and {len(undecodable) - 20} more" if len(undecodable) > 20 else ""
+        print(
+            f"left out {len(undecodable)} dead letters that hold no event to correct "
+            f"({shown}{more}: `dlq list --json` shows their bytes); the system that sent "
+            "the events must send them again",
+            file=sys.stderr,
+        )
+    if not chosen:
+        print("no dead letters selected", file=sys.stderr)
+    return 1 if chosen and not lines else 0
 
 
 def list_command(settings: Settings, reasons: Sequence[str], as_json: bool) -> int:

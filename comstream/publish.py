@@ -2,15 +2,20 @@
 
 Reads JSON-lines events, checks each against its Avro schema, and produces the good ones
 (Avro, Confluent framing) keyed by their entity. Every rejected line is reported with its
-line number and reason; the good lines are produced all the same.
+line number and reason; the good lines are produced all the same. A line of
+``comstream dlq list --json`` is read as the event it holds (``"event"``), so dead
+letters can be corrected and published again as listed (``comstream dlq export`` writes
+the bare events).
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import IO
 
@@ -61,7 +66,32 @@ def parse_lines(lines: Iterable[str]) -> Iterator[tuple[int, Event | Rejected]]:
         try:
             yield number, parse_event(text)
         except EventFormatError as exc:
-            yield number, Rejected(number, exc.reason, exc.detail)
+            try:
+                yield number, _dead_letter_event(text, exc)
+            except EventFormatError as final:
+                yield number, Rejected(number, final.reason, final.detail)
+
+
+def _dead_letter_event(text: str, error: EventFormatError) -> Event:
+    """The event of a ``comstream dlq list --json`` line (its ``"event"``), so that the
+    listing, once corrected, can be published as it is; re-raises ``error`` for any
+    other line that is not an event."""
+    if error.reason != "format.unknown_type":
+        raise error
+    try:
+        obj = json.loads(text, parse_float=Decimal)
+    except ValueError:
+        raise error from None
+    if not (isinstance(obj, dict) and "dlq_offset" in obj and "event" in obj):
+        raise error
+    event = obj["event"]
+    if not isinstance(event, dict):
+        raise EventFormatError(
+            "format.dead_letter",
+            f"dead letter #{obj['dlq_offset']} holds no event to correct (its bytes are "
+            "in value_hex): the system that sent the event must send it again",
+        )
+    return parse_event(json.dumps(event, default=str, ensure_ascii=False))
 
 
 def publish_events(
