@@ -115,5 +115,10 @@ def call(
         raise ApiError(
             exc.code, message, code, advice(exc.code, message, url, bool(token))
         ) from None
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+    except urllib.error.URLError as exc:
+        raise WorkerUnavailable(
+            f"{url}: {exc.reason} (is the worker running? `comstream worker` starts one; "
+            "COMSTREAM_WEB_HOST/COMSTREAM_WEB_PORT say where it listens)"
+        ) from exc
+    except (OSError, ValueError) as exc:
         raise WorkerUnavailable(f"{url}: {exc}") from exc

@@ -119,3 +119,15 @@ def test_the_one_shot_leaderboard_is_a_snapshot_with_its_time(
     assert "as of 2026-11-2" in out and "rep-001" in out  # the worker's time, local zone
     # the demo's refreshing view is the live one
     assert "live" in str(render(BOARD, {}).title)
+
+
+def test_no_worker_says_how_to_start_one(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Api)  # a free port, then closed
+    port = server.server_address[1]
+    server.server_close()
+    monkeypatch.setenv("COMSTREAM_WEB_PORT", str(port))
+    assert cli.main(["leaderboard"]) == 1
+    err = capsys.readouterr().err
+    assert "is the worker running?" in err and "comstream worker" in err
