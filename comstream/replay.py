@@ -35,7 +35,7 @@ from schemas.container import read_events
 from schemas.errors import EventFormatError
 from schemas.jsonl import format_event, parse_event
 
-from .batchgc import LongLivedGC
+from .batchgc import PausedGC
 from .demo import plan_event
 from .errors import ComstreamError
 
@@ -97,8 +97,8 @@ class ReplayResult:
 
 
 BATCH = 10_000
-"""Events per :meth:`Engine.process_batch` call in a replay (what is alive after each
-batch is frozen for the collector: :class:`comstream.batchgc.LongLivedGC`)."""
+"""Events per :meth:`Engine.process_batch` call in a replay (the cyclic collector is
+paused for the whole run: :class:`comstream.batchgc.PausedGC`)."""
 
 
 def replay(events: Iterable[Input], plan_files: Sequence[Path] = ()) -> ReplayResult:
@@ -122,7 +122,7 @@ def replay(events: Iterable[Input], plan_files: Sequence[Path] = ()) -> ReplayRe
             else:
                 dead.append(out)
 
-    with LongLivedGC(every=1) as gc:
+    with PausedGC():
         batch: list[Event] = []
         for event in itertools.chain(plans, events):
             result.events += 1
@@ -135,7 +135,6 @@ def replay(events: Iterable[Input], plan_files: Sequence[Path] = ()) -> ReplayRe
             if len(batch) >= BATCH:
                 run(batch)
                 batch = []
-                gc.tick()
         run(batch)
     return result
 

@@ -7,7 +7,7 @@ import weakref
 
 import pytest
 
-from comstream.batchgc import LongLivedGC
+from comstream.batchgc import LongLivedGC, PausedGC
 
 
 class Node:
@@ -44,3 +44,29 @@ def test_a_cycle_made_during_the_run_is_collected() -> None:
 def test_every_must_be_positive() -> None:
     with pytest.raises(ValueError):
         LongLivedGC(every=0)
+
+
+def test_paused_gc_pauses_the_collector_and_restores_it() -> None:
+    assert gc.isenabled()
+    with PausedGC():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with PausedGC():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the caller's choice is kept
+    finally:
+        gc.enable()
+    assert gc.get_freeze_count() == 0  # nothing is left frozen
+
+
+def test_a_cycle_made_while_paused_is_collected_after() -> None:
+    with PausedGC():
+        a, b = Node(), Node()
+        a.other, b.other = b, a
+        probe = weakref.ref(a)
+        del a, b
+        assert probe() is not None  # no collection while paused
+    gc.collect()
+    assert probe() is None
