@@ -220,6 +220,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("simulate", help="what-if: compare two plans over the same events")
     p.add_argument("--events", required=True)
     p.add_argument("--plan", action="append", required=True, help="current, then proposed")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=min(2, os.cpu_count() or 1),
+        help="replays run in parallel, one process per plan (default: 2 where there are "
+        "2 cores; each holds its own engine state)",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_simulate)
 

@@ -337,7 +337,8 @@ def test_one_over_precise_event_is_dead_lettered_alone(bad: dict[str, Any], tmp_
     assert "r1" in table.stdout and "12.50" in table.stdout
 
 
-def test_simulate_compares_two_plans_per_rep(tmp_path: Path) -> None:
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_simulate_compares_two_plans_per_rep(tmp_path: Path, jobs: str) -> None:
     current = tmp_path / "current.yaml"
     current.write_text(PLAN_UTC)
     proposed = tmp_path / "proposed.yaml"
@@ -358,6 +359,8 @@ def test_simulate_compares_two_plans_per_rep(tmp_path: Path) -> None:
             "--plan",
             str(proposed),
             "--json",
+            "--jobs",
+            jobs,
         ],
         capture_output=True,
         text=True,
@@ -445,3 +448,24 @@ def test_replay_into_clickhouse_gives_the_same_totals(tmp_path: Path) -> None:
     assert stored.returncode == 0, stored.stderr
     got = json.loads(stored.stdout)
     assert got == {f"{r}|{p}": a for (r, p), a in expected.items()}
+
+
+def test_what_if_in_parallel_gives_the_sequential_totals(tmp_path: Path) -> None:
+    """The forked replays of ``simulate --jobs 2`` inherit the events read once and give
+    the totals of one replay after the other, on a generated stream with refunds,
+    cancellations and CRM changes."""
+    from bench.engine_bench import Mix
+    from comstream.replay import what_if
+    from processors.events import PlanPublished
+
+    mix = Mix(seed=11)
+    events = [e for e in mix.dimensions() if not isinstance(e, PlanPublished)]
+    events += list(mix.events(3_000))
+    current = tmp_path / "current.yaml"
+    current.write_text(PLAN_UTC)
+    proposed = tmp_path / "proposed.yaml"
+    proposed.write_text(PLAN_UTC.replace('"0.05"', '"0.08"').replace("version: 1", "version: 2"))
+    sequential = what_if(list(events), [current, proposed], jobs=1)
+    parallel = what_if(list(events), [current, proposed], jobs=2)
+    assert parallel == sequential
+    assert len(sequential[0]) > 10 and sequential[0] != sequential[1]
