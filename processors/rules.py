@@ -39,7 +39,7 @@ def line_revenue(line: OrderLine) -> Decimal:
 
 
 _REVENUES: dict[int, tuple[OrderPlaced, tuple[Decimal, ...]]] = {}
-_REVENUES_LIMIT = 50_000
+_REVENUES_LIMIT = 10_000  # orders kept alive at most (~3 KB each): bounded in a worker
 
 
 def line_revenues(order: OrderPlaced) -> tuple[Decimal, ...]:
