@@ -42,6 +42,18 @@ CHROMIUM_ARGS = [
 LATENCY_BAR_S = 2.0
 
 
+def _wait_for(page: Any, predicate: str, arg: Any = None, timeout: float = 15.0) -> None:
+    """Poll ``predicate`` (a JavaScript function of ``arg``) in the page every 20 ms until
+    it returns true. Playwright's ``wait_for_function`` evaluates its predicate with
+    ``eval`` inside the page, which the pages' Content-Security-Policy (no
+    ``unsafe-eval``) refuses; ``page.evaluate`` runs through the browser's protocol."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(predicate, arg):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true after {timeout} s: {predicate}")
+        time.sleep(0.02)
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not os.access(CHROMIUM, os.X_OK):
@@ -150,12 +162,11 @@ def test_leaderboard_rep_page_and_language(
         published = time.monotonic()
         assert proc.returncode == 0, proc.stderr
         expected = _money(before + Decimal("25.00"))
-        page.wait_for_function(
+        _wait_for(
+            page,
             "([sel, want]) => { const el = document.querySelector(sel);"
             " return !!el && el.textContent.startsWith(want); }",
-            arg=[cell, expected],
-            polling=20,
-            timeout=15_000,
+            [cell, expected],
         )
         seen = time.monotonic()
         latency = seen - published
@@ -194,7 +205,7 @@ def test_leaderboard_rep_page_and_language(
         more = page.locator("#more-lines")
         assert more.inner_text().startswith("Show more (2 of ")
         more.click()
-        page.wait_for_function("document.querySelectorAll('#statement tr.line').length === 4")
+        _wait_for(page, "() => document.querySelectorAll('#statement tr.line').length === 4")
         shown = [tr.get_attribute("data-delta") for tr in page.locator("#statement tr.line").all()]
         assert shown == everything[:4]
         assert page.locator("#earnings-chart path.earn-line").count() == 1

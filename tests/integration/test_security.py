@@ -114,6 +114,10 @@ def site(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
             lambda: s.get("admin", "/api/status")[1]["events_in"] >= n_dims, 60, "CRM ingested"
         )
         wait_until(lambda: s.get("admin", f"/api/statements/{s.rep}/{P}")[0] == 200, 60, "rep")
+        # the customer pages read the BI facts, which the fact sink writes a moment later
+        wait_until(
+            lambda: s.get("admin", f"/api/customers/{customer}")[0] == 200, 60, "customer facts"
+        )
         deactivated = users["deactivated"]
         publish_user(settings, replace(deactivated, active=False))
         wait_until(lambda: s.get("deactivated", "/api/me")[0] == 401, 30, "deactivation")
