@@ -36,10 +36,10 @@ from .events import (
 )
 from .messages import CreditResolved, OrderAccepted, OrderCancelledNotice, SnapshotRestated
 from .orders import OrderState
+from .orders import apply as order_apply
 from .plans import PlanBook, plan_from_event
 from .reps import RepState
 from .reps import apply as rep_apply
-from .stages import order_apply
 from .validation import validate_event
 
 __all__ = ["Engine", "Output"]

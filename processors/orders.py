@@ -12,6 +12,12 @@ order. Outputs: :class:`CommissionDelta` (kind commission or adjustment, for the
 rep-period stage, key rep_id), :class:`OrderCancelledNotice` (for the customer stage,
 key customer_id) and :class:`DeadLetter` (conflicting input).
 
+A payment or refund finer than the minor unit of its order's currency (SEMANTICS.md
+section 2, "Precision") is refused alone with ``invalid.amount_precision``: only this
+stage knows the order's currency. One that arrives after its order leaves the state as it
+was (a second delivery gives the same letter); one kept before its order is dropped when
+the order arrives, and its letter is recorded with the order's outputs.
+
 Per (order, rep) the state keeps the plan version, C, the rounded earned amount E and the
 rounded earned revenue base; each change emits E_new − E_old. The state remembers every
 message it applied (with the outputs it emitted, when it emitted any): applying one again
@@ -33,6 +39,7 @@ from .events import (
     DeltaKind,
     LineTrace,
     OrderCancelled,
+    OrderPlaced,
     PaymentReceived,
     PeriodClosed,
     PlanPublished,
@@ -51,6 +58,7 @@ from .periods import book_period, period_of
 from .plans import BOOKING, PAYMENT, PlanBook, PlanVersion, plan_from_event
 from .records import record
 from .rules import compute_commission, order_total
+from .validation import money_precision
 
 __all__ = [
     "Movement",
@@ -571,14 +579,15 @@ def _accept(
         return _record(state, order.event_id, [letter]), [letter]
     total = order_total(order)
     out: list[OrderOutput] = []
+    movements = _allowed(state.movements, order, out)
     ledgers = tuple(
         _new_ledger(msg, rep, credit.share, plans)
         for credit, rep in zip(msg.credits, msg.reps, strict=True)
     )
-    ledgers = _replay_history(state.movements, total, msg, ledgers, plans, closed, out, True)
+    ledgers = _replay_history(movements, total, msg, ledgers, plans, closed, out, True)
     paid = refunded = ZERO
     cancelled = False
-    for mv in state.movements:
+    for mv in movements:
         paid, refunded, cancelled = _after(mv, paid, refunded, cancelled)
     resolved_by = state.credit_resolved_by
     pending = state.pending_credit
@@ -587,13 +596,13 @@ def _accept(
             _new_ledger(msg, rep, credit.share, plans)
             for credit, rep in zip(pending.credits, pending.reps, strict=True)
         )
-        ledgers = _replay_history(state.movements, total, msg, fresh, plans, closed, out)
+        ledgers = _replay_history(movements, total, msg, fresh, plans, closed, out)
         resolved_by = pending.event_id
     final = OrderState(
         state.order_id,
         msg,
         total,
-        state.movements,
+        movements,
         paid,
         refunded,
         cancelled,
@@ -603,6 +612,27 @@ def _accept(
         _emitted(state, order.event_id, out),
     )
     return final, out
+
+
+def _allowed(
+    movements: tuple[Movement, ...], order: OrderPlaced, out: list[OrderOutput]
+) -> tuple[Movement, ...]:
+    """The movements kept before ``order`` arrived that its currency allows; the letter of
+    each payment or refund finer than its minor unit goes to ``out``."""
+    kept: list[Movement] = []
+    for mv in movements:
+        letter = _too_fine(mv, order)
+        if letter is None:
+            kept.append(mv)
+        else:
+            out.append(letter)
+    return movements if len(kept) == len(movements) else tuple(kept)
+
+
+def _too_fine(mv: Movement, order: OrderPlaced) -> DeadLetter | None:
+    if mv.event_type == CANCEL_TYPE:
+        return None
+    return money_precision(mv.amount, order.currency, order.order_id, mv.event_id, mv.event_type)
 
 
 def _move(
@@ -621,6 +651,11 @@ def _move(
         mv = Movement(event.event_id, REFUND_TYPE, event.refund_id, event.amount, event.issued_at)
     else:
         mv = Movement(event.event_id, CANCEL_TYPE, "", ZERO, event.cancelled_at)
+    accepted = state.accepted
+    if accepted is not None:
+        letter = _too_fine(mv, accepted.order)
+        if letter is not None:
+            return state, [letter]  # refused alone: the order stays as it was
     if mv.ref:
         for other in state.movements:
             if other.event_type == mv.event_type and other.ref == mv.ref:
@@ -634,7 +669,6 @@ def _move(
                 )
                 return _record(state, event.event_id, [letter]), [letter]
     movements = (*state.movements, mv)
-    accepted = state.accepted
     if accepted is None:
         return _record(state, event.event_id, [], movements=movements), []
     out: list[OrderOutput] = []

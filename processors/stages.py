@@ -9,8 +9,7 @@ with one Kafka-partitioned table keyed like its input topic):
 stage               key        function
 =================== ========== =========================================================
 customer            customer_id :func:`customer_apply` (state, message, reps)
-order               order_id   :func:`order_apply` (state, message, plans, closed):
-                               :func:`processors.orders.apply` with the currency rule
+order               order_id   :func:`order_apply` (state, message, plans, closed)
 rep-period          rep_id     :func:`rep_apply` (state, message, plans, reps, closed)
 =================== ========== =========================================================
 
@@ -34,20 +33,9 @@ Stage outputs (:func:`address`): ``OrderAccepted``/``CreditResolved``/``Snapshot
 rep-period stage, which passes it on to ``commission.deltas`` together with its own
 accelerator deltas; ``DeadLetter`` -> the dead-letter topic.
 
-The currency rule (SEMANTICS.md section 2, "Precision"): a payment or refund finer than
-the minor unit of its order's currency is refused alone with ``invalid.amount_precision``
-(:func:`processors.validation.money_precision`). Only the order stage knows the order's
-currency, so :func:`order_apply` applies it: to a payment or refund of an order already
-accepted when it arrives (the state is left as it was: a second delivery gives the same
-letter), and to those kept before their order when the order arrives (they are dropped
-from the state and their letters are recorded with the order's outputs, so a second
-delivery of the order gives them again).
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable, Set
-from dataclasses import replace
 
 from .customers import CustomerState
 from .customers import apply as customer_apply
@@ -65,13 +53,12 @@ from .events import (
     RepChanged,
 )
 from .messages import CreditResolved, OrderAccepted, OrderCancelledNotice, SnapshotRestated
-from .orders import Movement, OrderMessage, OrderOutput, OrderState
-from .orders import apply as _order_stage
+from .orders import OrderState
+from .orders import apply as order_apply
 from .plans import PlanBook
 from .reps import RepState
 from .reps import apply as rep_apply
 from .reps import state_key as rep_period_key
-from .validation import money_precision
 
 __all__ = [
     "BROADCAST_TYPES",
@@ -100,64 +87,6 @@ DEAD_LETTERS = "dead-letters"
 
 BROADCAST_TYPES = (PlanPublished, PeriodClosed)
 """Events every partition of a stage receives (see :func:`broadcast_targets`)."""
-
-
-def order_apply(
-    state: OrderState | None, message: OrderMessage, plans: PlanBook, closed: Set[str]
-) -> tuple[OrderState | None, list[OrderOutput]]:
-    """The order stage: :func:`processors.orders.apply` (same contract) with the currency
-    rule of this module's docstring applied first."""
-    if state is not None:
-        kind = type(message)
-        accepted = state.accepted
-        if kind is PaymentReceived or kind is RefundIssued:
-            if accepted is not None:
-                letter = money_precision(message, accepted.order.currency)  # type: ignore[arg-type]
-                if letter is not None:
-                    return state, [letter]
-        elif kind is OrderAccepted and accepted is None and state.movements:
-            return _accept_checked(state, message, plans, closed)  # type: ignore[arg-type]
-    return _order_stage(state, message, plans, closed)
-
-
-def _accept_checked(
-    state: OrderState, message: OrderAccepted, plans: PlanBook, closed: Set[str]
-) -> tuple[OrderState | None, list[OrderOutput]]:
-    """Accept an order whose payments or refunds arrived first, refusing those finer than
-    its currency's minor unit."""
-    currency = message.order.currency
-    kept: list[Movement] = []
-    letters: list[OrderOutput] = []
-    for mv in state.movements:
-        if mv.event_type in _MONEY_TYPES:
-            letter = money_precision(_MONEY_TYPES[mv.event_type](mv, state.order_id), currency)
-            if letter is not None:
-                letters.append(letter)
-                continue
-        kept.append(mv)
-    if not letters:
-        return _order_stage(state, message, plans, closed)
-    new_state, outputs = _order_stage(replace(state, movements=tuple(kept)), message, plans, closed)
-    if new_state is None:  # pragma: no cover - acceptance always returns a state
-        return new_state, [*letters, *outputs]
-    key = message.order.event_id
-    emitted = tuple(entry for entry in new_state.emitted if entry[0] != key)
-    new_state = replace(new_state, emitted=(*emitted, (key, (*letters, *outputs))))
-    return new_state, [*letters, *outputs]
-
-
-def _payment_of(mv: Movement, order_id: str) -> PaymentReceived:
-    return PaymentReceived(mv.event_id, mv.at, order_id, mv.ref, mv.amount, mv.at)
-
-
-def _refund_of(mv: Movement, order_id: str) -> RefundIssued:
-    return RefundIssued(mv.event_id, mv.at, order_id, mv.ref, mv.amount, mv.at)
-
-
-_MONEY_TYPES: dict[str, Callable[[Movement, str], PaymentReceived | RefundIssued]] = {
-    "PaymentReceived": _payment_of,
-    "RefundIssued": _refund_of,
-}
 
 
 def route_input(event: Event, plans: PlanBook | None = None) -> list[tuple[str, str, Event]]:

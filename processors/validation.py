@@ -316,24 +316,24 @@ def validate_event(event: Event) -> DeadLetter | None:
     return None
 
 
-def money_precision(event: PaymentReceived | RefundIssued, currency: str) -> DeadLetter | None:
-    """None when the amount of ``event`` (already valid: :func:`validate_event`) is a
-    whole number of ``currency``'s minor unit; else an ``invalid.amount_precision``
-    :class:`DeadLetter` (USD 10.001, JPY 100.5). The order stage applies it where the
-    order, hence the currency, is known. Never raises."""
-    amount = event.amount
+def money_precision(
+    amount: Decimal, currency: str, order_id: str, event_id: str, event_type: str
+) -> DeadLetter | None:
+    """None when ``amount`` (of a payment or refund already valid: :func:`validate_event`)
+    is a whole number of ``currency``'s minor unit; else an ``invalid.amount_precision``
+    :class:`DeadLetter` for that event (USD 10.001, JPY 100.5). The order stage applies it
+    where the order, hence the currency, is known. Never raises."""
     places = minor_unit(currency)
     try:
         _FIT_MONEY(amount, _QUANTA[places])  # raises Inexact when finer
         return None
     except (ArithmeticError, AttributeError, TypeError):
         pass
-    kind = type(event).__name__
-    noun = "payment" if kind == "PaymentReceived" else "refund"
+    noun = "payment" if event_type == "PaymentReceived" else "refund"
     return DeadLetter(
         "invalid.amount_precision",
-        f"{noun} amount {amount} of order {event.order_id} is finer than the minor unit of "
+        f"{noun} amount {amount} of order {order_id} is finer than the minor unit of "
         f"its currency {currency} ({places} decimal places)",
-        event.event_id,
-        kind,
+        event_id,
+        event_type,
     )

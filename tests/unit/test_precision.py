@@ -1,7 +1,7 @@
 """SEMANTICS.md section 2, "Precision": a figure finer than allowed refuses its event
 alone (``invalid.amount_precision``), and the currency rule: a payment or refund finer
 than its order's currency's minor unit, refused by the order stage where the currency is
-known (:func:`processors.stages.order_apply`)."""
+known (:mod:`processors.orders`)."""
 
 from __future__ import annotations
 
@@ -51,7 +51,9 @@ def test_no_currency_has_a_finer_minor_unit_than_payments_carry() -> None:
 def test_money_precision(amount: str, currency: str, refused: bool) -> None:
     for event in (pay("o1", amount, event_id="p"), refund("o1", amount, event_id="p")):
         assert validate_event(event) is None
-        letter = money_precision(event, currency)
+        letter = money_precision(
+            event.amount, currency, event.order_id, event.event_id, type(event).__name__
+        )
         if not refused:
             assert letter is None
             continue
