@@ -81,9 +81,13 @@ def read_event_file(path: Path) -> Iterator[Input]:
 @dataclass
 class ReplayResult:
     engine: Engine = field(default_factory=Engine)
-    deltas: list[CommissionDelta] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     events: int = 0
+
+    @property
+    def deltas(self) -> Sequence[CommissionDelta]:
+        """Every delta, in emission order (the engine's own list)."""
+        return self.engine.deltas
 
     def totals(self) -> dict[tuple[str, str, str], Decimal]:
         """(rep, booked period, currency) -> sum of delta amounts."""
@@ -114,14 +118,10 @@ def replay(events: Iterable[Input], plan_files: Sequence[Path] = ()) -> ReplayRe
     engine = result.engine
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
     plans: list[Event] = [plan_event(p, epoch) for p in plan_files]
-    deltas, dead = result.deltas, result.dead_letters
+    dead = result.dead_letters
 
     def run(batch: list[Event]) -> None:
-        for out in engine.process_batch(batch):
-            if isinstance(out, CommissionDelta):
-                deltas.append(out)
-            else:
-                dead.append(out)
+        dead.extend(o for o in engine.process_batch(batch) if type(o) is DeadLetter)
 
     with PausedGC():
         batch: list[Event] = []
