@@ -32,6 +32,7 @@ from typing import Any, cast
 
 import faust
 from faust.types import TP, EventT
+from faust.web import Response, View
 
 from processors import facts, payouts, serde, stages, storage
 from processors.events import (
@@ -73,6 +74,13 @@ RAW: dict[str, Any] = {
     "key_serializer": "raw",
     "value_serializer": "raw",
 }
+
+
+def no_store(view: View) -> Response:
+    """The answer of a route that reads ClickHouse on a worker that runs no sink (404)."""
+    return view.json(
+        {"error": "this worker runs no ClickHouse sink; ask the one that does"}, status=404
+    )
 
 
 @dataclass

@@ -58,6 +58,7 @@ from processors.payouts import (
 from schemas.codec import encode
 from sinks.audit import AuditStore
 
+from .app import no_store
 from .audit_sink import wait_outcome
 from .bodies import MAX_COMMAND_BYTES, MAX_PLAN_BYTES, BadBody, json_object, read_limited
 from .users import User, auth_enabled
@@ -389,11 +390,6 @@ def _user(request: Any) -> User | None:
 def _register_routes(app: faust.App, ws: WorkerState, payouts: Payouts) -> None:
     async def run(fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
-
-    def no_store(view: View) -> Response:
-        return view.json(
-            {"error": "this worker runs no ClickHouse sink; ask the one that does"}, status=404
-        )
 
     def audit_store() -> AuditStore | None:
         return AuditStore(ws.store) if ws.store is not None else None

@@ -12,7 +12,7 @@ from faust.web import Request, Response, View
 
 from schemas.jsonl import jsonable
 
-from .app import WorkerState
+from .app import WorkerState, no_store
 from .headers import add_security_headers
 from .payouts import register_payouts
 from .web_bi import register_bi_views
@@ -68,11 +68,6 @@ def register_views(app: faust.App, ws: WorkerState) -> None:
     class Status(View):
         async def get(self, request: Request) -> Response:
             return self.json(jsonable(await run(status)))
-
-    def no_store(view: View) -> Response:
-        return view.json(
-            {"error": "this worker runs no ClickHouse sink; ask the one that does"}, status=404
-        )
 
     @app.page("/api/leaderboard")
     class Leaderboard(View):

@@ -25,7 +25,7 @@ from sinks.bi import DIMENSIONS, BIError, NotFound, customer_view, performance
 from sinks.bi import report_json as performance_json
 from sinks.clickhouse import Store
 
-from .app import WorkerState
+from .app import WorkerState, no_store
 
 
 def _month_now() -> str:
@@ -67,11 +67,6 @@ def register_bi_views(app: faust.App, ws: WorkerState) -> None:
 
     async def run(fn: Any, *args: Any, **kwargs: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(None, lambda: fn(*args, **kwargs))
-
-    def no_store(view: View) -> Response:
-        return view.json(
-            {"error": "this worker runs no ClickHouse sink; ask the one that does"}, status=404
-        )
 
     @app.page("/api/performance")
     class Performance(View):

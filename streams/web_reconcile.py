@@ -11,7 +11,7 @@ from faust.web import Request, Response, View
 from processors.periods import is_period
 from sinks.reconcile import BY, order_commission, overpaid_orders
 
-from .app import WorkerState
+from .app import WorkerState, no_store
 
 
 def register_reconcile_views(app: faust.App, ws: WorkerState) -> None:
@@ -26,10 +26,7 @@ def register_reconcile_views(app: faust.App, ws: WorkerState) -> None:
         async def get(self, request: Request) -> Response:
             store = ws.store
             if store is None:
-                return self.json(
-                    {"error": "this worker runs no ClickHouse sink; ask the one that does"},
-                    status=404,
-                )
+                return no_store(self)
             period = request.query.get("period", "")
             if not is_period(period):
                 return self.json(
@@ -57,10 +54,7 @@ def register_reconcile_views(app: faust.App, ws: WorkerState) -> None:
         async def get(self, request: Request) -> Response:
             store = ws.store
             if store is None:
-                return self.json(
-                    {"error": "this worker runs no ClickHouse sink; ask the one that does"},
-                    status=404,
-                )
+                return no_store(self)
             rows = await asyncio.get_running_loop().run_in_executor(None, overpaid_orders, store)
             return self.json(
                 {

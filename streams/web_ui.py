@@ -26,7 +26,7 @@ from faust.web import Request, Response, View
 
 from sinks.clickhouse import Store
 
-from .app import WorkerState
+from .app import WorkerState, no_store
 from .live import board_rows, start_of_day
 from .openapi import openapi_document
 
@@ -193,10 +193,7 @@ def register_ui_views(app: faust.App, ws: WorkerState) -> None:
         async def get(self, request: Request) -> Any:
             store = ws.store
             if store is None:
-                return self.json(
-                    {"error": "this worker runs no ClickHouse sink; ask the one that does"},
-                    status=404,
-                )
+                return no_store(self)
             try:
                 period, team, region, limit = leaderboard_args(request)
             except ValueError as exc:
