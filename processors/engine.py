@@ -140,8 +140,8 @@ class Engine:
         all they drop, and a collection in the middle of a batch would only re-walk the
         live state. A batch that raises leaves the engine with the events before the
         failing one applied, as :meth:`process` does."""
-        paused = gc.isenabled()
-        if paused:
+        enabled = gc.isenabled()
+        if enabled:
             gc.disable()
         try:
             out: list[Output] = []
@@ -155,17 +155,12 @@ class Engine:
                     to_customer(notice.customer_id, notice, out)
             return out
         finally:
-            if paused:
+            if enabled:
                 gc.enable()
 
     def process(self, event: Event) -> list[Output]:
         """Route one event through the stages; return the new deltas and dead letters."""
-        out: list[Output] = []
-        self._process(event, out)
-        while self._notices:
-            notice = self._notices.popleft()
-            self._to_customer(notice.customer_id, notice, out)
-        return out
+        return self.process_batch((event,))
 
     def _process(self, event: Event, out: list[Output]) -> None:
         letter = validate_event(event)

@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Set
 from dataclasses import replace
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 
 from .errors import EngineError, PlanError
@@ -53,7 +53,7 @@ from .messages import (
     RepFacts,
     SnapshotRestated,
 )
-from .money import CENT, ONE, ZERO, ZERO_CENTS, round_cents
+from .money import ONE, ZERO, ZERO_CENTS, round_cents
 from .periods import book_period, period_of
 from .plans import BOOKING, PAYMENT, PlanBook, PlanVersion, plan_from_event
 from .records import record
@@ -304,20 +304,12 @@ def _step(
     """Bring every ledger to the earned amount the order's figures now give, emitting a
     commission delta (booked by the cause's time) for each one that changes."""
     new: list[RepLedger] | None = None
-    parts: dict[str, tuple[Decimal, Decimal]] = {}  # earn mode -> (X, f), once per mode
     for i, ledger in enumerate(ledgers):
-        if not ledger.plan_id:
-            continue
-        plan = plans.get(ledger.plan_id, ledger.plan_version)
+        plan = _plan_of(ledger, plans)
         if plan is None:
-            _plan_of(ledger, plans)  # raises: the plan book lacks the ledger's plan
             continue
-        mode = plan.earn_on
-        hit = parts.get(mode)
-        if hit is None:
-            hit = parts[mode] = earned_part(mode, total, paid, refunded, cancelled)
-        part, fraction = hit
-        base = (part * ledger.share).quantize(CENT, ROUND_HALF_UP)
+        part, fraction = earned_part(plan.earn_on, total, paid, refunded, cancelled)
+        base = round_cents(part * ledger.share)
         commission = ledger.commission
         if commission is None:
             if fraction == 0 and not ledger.earned and not ledger.revenue_base:
@@ -325,12 +317,7 @@ def _step(
             ledger = _with_commission(ledger, accepted, total, plan)
             commission = ledger.commission
             assert commission is not None
-        if fraction == ONE:
-            earned = commission.quantize(CENT, ROUND_HALF_UP)
-        elif fraction == 0:
-            earned = ZERO_CENTS
-        else:
-            earned = (commission * part / total).quantize(CENT, ROUND_HALF_UP)
+        earned = _earned(commission, total, part, fraction)
         if earned == ledger.earned and base == ledger.revenue_base:
             if ledger is not ledgers[i]:
                 if new is None:
@@ -347,7 +334,7 @@ def _step(
             earned,
             base,
             fraction,
-            origin if origin not in closed else book_period(origin, closed),
+            book_period(origin, closed),
             origin,
             commission,
             ledger.lines,
